@@ -1,0 +1,105 @@
+"""customerio-async: the asyncio-native Customer.io SDK.
+
+The public surface is exactly what ``__all__`` lists; everything in ``_``-prefixed modules is
+private and may change without notice.
+"""
+
+import contextlib as _contextlib
+
+from ._client import BatchResult as BatchResult
+from ._client import CustomerIO as CustomerIO
+from ._client import RegionInfo as RegionInfo
+from ._config import BatchConfig as BatchConfig
+from ._config import PoolLimits as PoolLimits
+from ._config import RateLimit as RateLimit
+from ._config import Region as Region
+from ._config import RetryPolicy as RetryPolicy
+from ._config import Timeouts as Timeouts
+from ._exceptions import APIStatusError as APIStatusError
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import BadRequestError as BadRequestError
+from ._exceptions import BufferFullError as BufferFullError
+from ._exceptions import ClientStateError as ClientStateError
+from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import ConnectionLostError as ConnectionLostError
+from ._exceptions import CustomerIOError as CustomerIOError
+from ._exceptions import DeliveryError as DeliveryError
+from ._exceptions import NotFoundError as NotFoundError
+from ._exceptions import OperationDroppedError as OperationDroppedError
+from ._exceptions import OperationError as OperationError
+from ._exceptions import OperationRejectedError as OperationRejectedError
+from ._exceptions import PayloadTooLargeError as PayloadTooLargeError
+from ._exceptions import PermissionDeniedError as PermissionDeniedError
+from ._exceptions import RateLimitError as RateLimitError
+from ._exceptions import RequestTimeoutError as RequestTimeoutError
+from ._exceptions import RequestTooLargeError as RequestTooLargeError
+from ._exceptions import ServerError as ServerError
+from ._exceptions import TransportError as TransportError
+from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
+from ._exceptions import UnsafeRedirectError as UnsafeRedirectError
+from ._exceptions import ValidationError as ValidationError
+from ._operations import Delivery as Delivery
+from ._operations import Object as Object
+from ._operations import Operation as Operation
+from ._operations import Person as Person
+from ._operations import object_relationship as object_relationship
+from ._pipeline import FlushResult as FlushResult
+from ._pipeline import Outcome as Outcome
+from ._pipeline import Receipt as Receipt
+from ._pipeline import Statistics as Statistics
+from ._version import __version__ as __version__
+
+__all__ = [
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchConfig",
+    "BatchResult",
+    "BufferFullError",
+    "ClientStateError",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionLostError",
+    "CustomerIO",
+    "CustomerIOError",
+    "Delivery",
+    "DeliveryError",
+    "FlushResult",
+    "NotFoundError",
+    "Object",
+    "Operation",
+    "OperationDroppedError",
+    "OperationError",
+    "OperationRejectedError",
+    "Outcome",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "Person",
+    "PoolLimits",
+    "RateLimit",
+    "RateLimitError",
+    "Receipt",
+    "Region",
+    "RegionInfo",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "RetryPolicy",
+    "ServerError",
+    "Statistics",
+    "Timeouts",
+    "TransportError",
+    "UnprocessableEntityError",
+    "UnsafeRedirectError",
+    "ValidationError",
+    "__version__",
+    "object_relationship",
+]
+
+# Reprs and tracebacks should name the public path, not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("customerio_async._"):
+        with _contextlib.suppress(AttributeError, TypeError):  # immutables keep theirs
+            _obj.__module__ = __name__
+del _name, _obj, _contextlib

@@ -1,0 +1,324 @@
+"""Configuration value objects and every default, named in one place.
+
+All config objects are frozen, slotted, keyword-only dataclasses: build one, share it, and
+derive variants with :func:`dataclasses.replace`. Durations are float seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from ._exceptions import ConfigurationError
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_POOL",
+    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUTS",
+    "ENV_API_KEY",
+    "ENV_APP_API_KEY",
+    "ENV_SITE_ID",
+    "BatchConfig",
+    "OverflowPolicy",
+    "PoolLimits",
+    "RateLimit",
+    "Region",
+    "RegionName",
+    "RetryPolicy",
+    "Timeouts",
+    "resolve_region",
+    "resolve_track_origin",
+]
+
+# ----------------------------------------------------------------------------- environment
+ENV_SITE_ID = "CUSTOMERIO_SITE_ID"
+ENV_API_KEY = "CUSTOMERIO_API_KEY"
+ENV_APP_API_KEY = "CUSTOMERIO_APP_API_KEY"
+
+# ----------------------------------------------------------------------------- API limits
+# From the contract (§1.4, §2.1, §3.3, §7). The SDK enforces them before any I/O.
+MAX_IDENTIFIER_BYTES = 150
+MAX_ATTRIBUTES = 300
+MAX_ATTRIBUTE_NAME_BYTES = 150
+MAX_ATTRIBUTE_VALUE_BYTES = 1000
+MAX_EVENT_NAME_BYTES = 100
+MAX_EVENT_DATA_BYTES = 100_000
+# "< 32 KB" per /api/v2/entity request and per batch operation. We read "KB" as 1000 bytes:
+# the stricter reading can never be refused by a server that means 1024.
+MAX_ENTITY_BYTES = 32_000
+MAX_OP_BYTES = 32_000
+# "< 500 KB" per /api/v2/batch request, envelope included; same stricter reading.
+MAX_BATCH_BYTES = 500_000
+MAX_SEGMENT_IDS = 1000
+# Unix seconds at or above this are almost certainly milliseconds (the Ruby SDK's rule).
+MAX_TIMESTAMP_SECONDS = 100_000_000_000
+
+
+class Region(str, enum.Enum):
+    """A Customer.io data-centre region; its hosts are data, not code paths.
+
+    Members compare equal to their string values, so ``Region.EU == "eu"``.
+    """
+
+    US = "us"
+    EU = "eu"
+
+    @property
+    def track_origin(self) -> str:
+        """Origin of the Track API (``/api/v1`` and ``/api/v2`` are appended)."""
+        return "https://track.customer.io" if self is Region.US else "https://track-eu.customer.io"
+
+    @property
+    def app_origin(self) -> str:
+        """Origin of the App API (``/v1`` is appended)."""
+        return "https://api.customer.io" if self is Region.US else "https://api-eu.customer.io"
+
+
+RegionName = Literal["us", "eu"]
+
+
+def resolve_region(region: Region | str) -> Region:
+    """Turn ``"us"``/``"eu"`` (any case) or a :class:`Region` into a :class:`Region`.
+
+    Raises:
+        ConfigurationError: For anything else.
+    """
+    if isinstance(region, Region):
+        return region
+    if isinstance(region, str):
+        try:
+            return Region(region.strip().lower())
+        except ValueError:
+            pass
+    raise ConfigurationError(f"region must be 'us' or 'eu', got {region!r}")
+
+
+def resolve_track_origin(region: Region, track_url: str | None) -> str:
+    """Return the Track API origin: ``track_url`` when given, else the region's host.
+
+    ``track_url`` is an origin such as ``http://127.0.0.1:8080`` (a trailing ``/api/v1`` or
+    ``/api/v2`` is tolerated and removed, so both spellings of the official SDKs work).
+
+    Raises:
+        ConfigurationError: When ``track_url`` is not an absolute http(s) URL.
+    """
+    if track_url is None:
+        return region.track_origin
+    return normalise_origin(track_url, "track_url", strip_suffixes=("/api/v1", "/api/v2"))
+
+
+def normalise_origin(url: str, name: str, *, strip_suffixes: tuple[str, ...] = ()) -> str:
+    """Validate an absolute http(s) base URL and return it without a trailing slash.
+
+    Raises:
+        ConfigurationError: When the URL is not absolute http(s) or carries credentials,
+            a query or a fragment.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must not contain credentials, a query or a fragment")
+    base = url.rstrip("/")
+    for suffix in strip_suffixes:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base
+
+
+def env_or(value: str | None, env_name: str, what: str) -> str:
+    """Return ``value``, or the environment variable ``env_name``, or raise.
+
+    Raises:
+        ConfigurationError: When neither is a non-empty string.
+    """
+    if value is None:
+        value = os.environ.get(env_name)
+    if not value:
+        raise ConfigurationError(f"{what} is required: pass it or set ${env_name}")
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{what} must be a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Per-request time limits, in seconds (never aiohttp's 300 s default).
+
+    Attributes:
+        total: The whole request, connection included.
+        connect: Acquiring a pooled connection or establishing a new one.
+        sock_read: Maximum gap between two reads of the response.
+    """
+
+    total: float = 15.0
+    connect: float = 5.0
+    sock_read: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("total", "connect", "sock_read"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"Timeouts.{name} must be > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolLimits:
+    """Connection-pool settings for the client's ``aiohttp.TCPConnector``.
+
+    Attributes:
+        max_connections: Open connections across all hosts.
+        max_connections_per_host: Open connections to one host.
+        keepalive_timeout: Seconds an idle connection is kept for reuse. Below typical
+            load-balancer idle timeouts (60 s) so we close first rather than reuse a socket
+            the far end is dropping.
+        dns_cache_ttl: Seconds a DNS answer is reused.
+    """
+
+    max_connections: int = 16
+    max_connections_per_host: int = 16
+    keepalive_timeout: float = 30.0
+    dns_cache_ttl: int = 300
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1 or self.max_connections_per_host < 1:
+            raise ConfigurationError("PoolLimits connection limits must be >= 1")
+        if self.keepalive_timeout <= 0 or self.dns_cache_ttl < 0:
+            raise ConfigurationError("PoolLimits timeouts must be positive")
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_POOL = PoolLimits()
+
+
+OverflowPolicy = Literal["block", "drop_newest", "drop_oldest", "raise"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchConfig:
+    """How the send pipeline buffers, packs and sends operations.
+
+    Attributes:
+        max_batch_ops: Operations per ``/api/v2/batch`` request (no documented limit; bytes
+            are what matter, this bounds the damage of one bad response).
+        max_batch_bytes: Body size cap, envelope included; must stay below 500,000.
+        linger: Seconds a batch may wait for more operations after its first one.
+        max_concurrent_requests: Requests in flight; also the number of ordering lanes.
+        max_buffer_bytes: Memory budget for admitted-but-unfinished operations (buffered,
+            in flight and retrying all count).
+        max_buffer_ops: Operation-count budget, counted the same way.
+        overflow: What admission does when the budget is exhausted: ``"block"`` (wait up to
+            ``enqueue_timeout``, FIFO, then apply ``overflow_fallback``), ``"drop_newest"``,
+            ``"drop_oldest"`` or ``"raise"`` (:class:`BufferFullError`).
+        enqueue_timeout: Longest ``"block"`` wait, in seconds.
+        overflow_fallback: What ``"block"`` does after ``enqueue_timeout``.
+        ordering: ``"per_identifier"`` keeps each person's/object's operations in admission
+            order (one batch in flight per lane); ``"none"`` spreads them for throughput.
+        drain_timeout: Default deadline of ``aclose()``.
+        flush_timeout: Default deadline of ``flush()``.
+    """
+
+    max_batch_ops: int = 2000
+    max_batch_bytes: int = 450_000
+    linger: float = 0.5
+    max_concurrent_requests: int = 4
+    max_buffer_bytes: int = 32 * 1024 * 1024
+    max_buffer_ops: int = 100_000
+    overflow: OverflowPolicy = "block"
+    enqueue_timeout: float = 1.0
+    overflow_fallback: Literal["drop_newest", "raise"] = "drop_newest"
+    ordering: Literal["per_identifier", "none"] = "per_identifier"
+    drain_timeout: float = 10.0
+    flush_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.max_batch_ops >= 1:
+            raise ConfigurationError("BatchConfig.max_batch_ops must be >= 1")
+        if not MAX_OP_BYTES + 13 <= self.max_batch_bytes <= MAX_BATCH_BYTES:
+            raise ConfigurationError(
+                f"BatchConfig.max_batch_bytes must be between {MAX_OP_BYTES + 13} "
+                f"and {MAX_BATCH_BYTES}"
+            )
+        if self.max_concurrent_requests < 1:
+            raise ConfigurationError("BatchConfig.max_concurrent_requests must be >= 1")
+        if self.max_buffer_ops < 1 or self.max_buffer_bytes < MAX_OP_BYTES:
+            raise ConfigurationError(
+                f"BatchConfig buffer must hold at least one operation ({MAX_OP_BYTES} bytes)"
+            )
+        if self.overflow not in ("block", "drop_newest", "drop_oldest", "raise"):
+            raise ConfigurationError(f"unknown overflow policy {self.overflow!r}")
+        if self.overflow_fallback not in ("drop_newest", "raise"):
+            raise ConfigurationError(f"unknown overflow_fallback {self.overflow_fallback!r}")
+        if self.ordering not in ("per_identifier", "none"):
+            raise ConfigurationError(f"unknown ordering {self.ordering!r}")
+        for name in ("linger", "enqueue_timeout", "drain_timeout", "flush_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"BatchConfig.{name} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """When and how failed requests are retried.
+
+    408, 429, 5xx and transport errors are retried with full-jitter exponential backoff
+    (``uniform(0, min(backoff_cap, backoff_base * 2**attempt))``). A ``Retry-After`` is a
+    floor, capped at ``max_retry_after``; a 429 pauses every sender of the workspace.
+
+    Attributes:
+        backoff_base: First backoff ceiling, seconds.
+        backoff_cap: Largest backoff ceiling, seconds.
+        max_retry_after: Largest server-requested wait honoured, seconds.
+        delivery_timeout: Per-operation deadline from admission; after it the operation is
+            dropped with reason ``delivery_timeout``.
+        max_attempts: Safety net on attempts per request.
+        budget: Retry-budget tokens (each failed attempt costs one, each success earns
+            ``budget_refill`` back); below half, senders probe only every ``backoff_cap``
+            seconds instead of retrying at will, so a fleet cannot storm a struggling API.
+        budget_refill: Tokens earned per successful request.
+        auth_pause: Seconds sending pauses after a 401/403 before probing again.
+        direct_attempts: Attempts per call in direct (unbatched) mode.
+    """
+
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_retry_after: float = 120.0
+    delivery_timeout: float = 300.0
+    max_attempts: int = 12
+    budget: float = 100.0
+    budget_refill: float = 0.1
+    auth_pause: float = 30.0
+    direct_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.direct_attempts < 1:
+            raise ConfigurationError("RetryPolicy attempts must be >= 1")
+        for name in ("backoff_base", "backoff_cap", "max_retry_after", "delivery_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"RetryPolicy.{name} must be >= 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """Client-side token bucket per workspace, to stay under the fair-use limit.
+
+    Attributes:
+        requests_per_second: Sustained request rate (Customer.io's documented soft limits
+            have ranged from 100 to 1000 req/s; 100 is the conservative default).
+        burst: Requests that may go out back to back.
+    """
+
+    requests_per_second: float = 100.0
+    burst: int = 20
+
+    def __post_init__(self) -> None:
+        if self.requests_per_second <= 0 or self.burst < 1:
+            raise ConfigurationError("RateLimit needs requests_per_second > 0 and burst >= 1")
+
+
+DEFAULT_BATCH = BatchConfig()
+DEFAULT_RETRY = RetryPolicy()
+DEFAULT_RATE_LIMIT = RateLimit()

@@ -1,0 +1,357 @@
+"""Every exception customerio-async raises, in one place.
+
+The tree (three levels at most)::
+
+    CustomerIOError
+    ├── ConfigurationError (+ ValueError)     bad client configuration: credentials, region, URLs
+    ├── ValidationError (+ ValueError)        bad input, raised at the call site before any I/O
+    │   └── PayloadTooLargeError              an operation or request body over a byte limit
+    ├── ClientStateError (+ RuntimeError)     client not opened, already closed, or failed
+    ├── BufferFullError                       admission refused: send buffer full (overflow="raise")
+    ├── DeliveryError                         an admitted operation was not delivered (wait=True)
+    │   ├── OperationRejectedError            refused by the API (or the SDK); never retried
+    │   └── OperationDroppedError             given up by the SDK: buffer_full, delivery_timeout…
+    ├── TransportError                        no HTTP response: connect, timeout, reset, redirect
+    │   ├── ConnectError                      never reached the server (safe to retry anything)
+    │   ├── RequestTimeoutError (+ TimeoutError)  no complete answer in time (outcome unknown)
+    │   ├── ConnectionLostError               connection dropped mid-exchange (outcome unknown)
+    │   └── UnsafeRedirectError               a 3xx to a host our credentials must not reach
+    └── APIStatusError                        the API answered with an error status
+        ├── BadRequestError                   400
+        ├── AuthenticationError               401
+        ├── PermissionDeniedError             403
+        ├── NotFoundError                     404
+        ├── RequestTooLargeError              413
+        ├── UnprocessableEntityError          422
+        ├── RateLimitError                    429 (``retry_after`` when the server sent one)
+        └── ServerError                       5xx and anything else unexpected
+
+Builtin bases are chosen deliberately: validation and configuration errors are also
+``ValueError`` so generic ``except ValueError`` code keeps working; a request timeout is also
+the builtin ``TimeoutError`` so ``asyncio``-style handlers catch it; a state error is also a
+``RuntimeError`` like ``asyncio`` uses for a closed loop.
+
+Messages never contain credentials or payload values: they name the field, the size and the
+limit, or the HTTP status and the API's own error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BufferFullError",
+    "ClientStateError",
+    "ConfigurationError",
+    "ConnectError",
+    "ConnectionLostError",
+    "CustomerIOError",
+    "DeliveryError",
+    "NotFoundError",
+    "OperationDroppedError",
+    "OperationError",
+    "OperationRejectedError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "UnsafeRedirectError",
+    "ValidationError",
+    "make_status_error",
+    "parse_error_body",
+]
+
+
+class CustomerIOError(Exception):
+    """Base class of every error raised by customerio-async."""
+
+
+class ConfigurationError(CustomerIOError, ValueError):
+    """The client was configured wrongly (missing credentials, unknown region, bad URL)."""
+
+
+class ValidationError(CustomerIOError, ValueError):
+    """An argument breaks the API contract; raised at the call site, nothing was sent.
+
+    Attributes:
+        field: The argument or attribute path at fault (never its value).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PayloadTooLargeError(ValidationError):
+    """An operation, attribute or request body exceeds a documented byte limit.
+
+    Attributes:
+        size: The measured size in bytes.
+        limit: The limit it exceeds.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.size = size
+        self.limit = limit
+
+
+class ClientStateError(CustomerIOError, RuntimeError):
+    """The client cannot take calls now: not opened with ``async with``, closed, or failed."""
+
+
+class BufferFullError(CustomerIOError):
+    """The send buffer is full and the overflow policy is ``"raise"``; nothing was admitted."""
+
+
+class DeliveryError(CustomerIOError):
+    """An admitted operation ended without being delivered.
+
+    Attributes:
+        outcome: The terminal :class:`~customerio_async.Outcome` (status, reason, message).
+    """
+
+    def __init__(self, message: str, *, outcome: Any) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class OperationRejectedError(DeliveryError):
+    """The API (or the SDK, for an impossible operation) refused the operation; not retried."""
+
+
+class OperationDroppedError(DeliveryError):
+    """The SDK gave the operation up (``outcome.reason`` says why: ``buffer_full``,
+    ``delivery_timeout``, ``shutdown_timeout``, ``auth_failed``…)."""
+
+
+class TransportError(CustomerIOError):
+    """The request got no HTTP response.
+
+    Attributes:
+        request_sent: ``False`` only when the request provably never reached the server
+            (the connection was never established), so retrying cannot duplicate it.
+    """
+
+    request_sent: bool = True
+
+    def __init__(self, message: str, *, request_sent: bool | None = None) -> None:
+        super().__init__(message)
+        if request_sent is not None:
+            self.request_sent = request_sent
+
+
+class ConnectError(TransportError):
+    """The connection could not be established (DNS, refused, TLS); nothing was sent."""
+
+    request_sent = False
+
+
+class RequestTimeoutError(TransportError, TimeoutError):
+    """No complete response arrived in time; the server may or may not have applied it."""
+
+
+class ConnectionLostError(TransportError):
+    """The connection dropped mid-exchange; the server may or may not have applied it."""
+
+
+class UnsafeRedirectError(TransportError):
+    """The server redirected to a host that must not receive our credentials or payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationError:
+    """One error the API reported, usually for one operation of a ``/api/v2/batch`` body.
+
+    Attributes:
+        message: The API's human-readable text (or its ``reason`` when it sent no message).
+        reason: Machine-readable reason, when given.
+        field: The field at fault, when given.
+        batch_index: Zero-based index of the operation inside the batch, when given.
+    """
+
+    message: str
+    reason: str | None = None
+    field: str | None = None
+    batch_index: int | None = None
+
+
+class APIStatusError(CustomerIOError):
+    """The API answered with a non-success HTTP status.
+
+    Attributes:
+        status_code: The HTTP status.
+        errors: The errors parsed from any of the API's three error envelopes.
+        headers: The response headers (lower-cased names).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        errors: Sequence[OperationError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.errors = tuple(errors)
+        self.headers = dict(headers or {})
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the request as malformed or invalid."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the credentials are wrong, or belong to another region."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials may not do this (scope, entitlement, file type)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the addressed resource does not exist."""
+
+
+class RequestTooLargeError(APIStatusError):
+    """413: the request body is larger than the API accepts."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request is well-formed but its content is not acceptable."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, or ``None`` when it said nothing
+            (Customer.io documents no ``Retry-After``; both cases happen).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        errors: Sequence[OperationError] = (),
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, errors=errors, headers=headers)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx (or any other unexpected status): the API failed to handle the request."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: RequestTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def parse_error_body(body: bytes) -> list[OperationError]:
+    """Parse any of Customer.io's error envelopes into :class:`OperationError` values.
+
+    Understood shapes (contract §2.6, §3.4, §4.3): ``{"meta": {"error": str}}``,
+    ``{"meta": {"errors": [str]}}``, ``{"errors": [{"batch_index", "reason", "field",
+    "message"}]}``, JSON:API ``{"errors": [{"detail", "status", "source"}]}`` and
+    ``{"errors": [str]}``. Anything else (plain text, HTML, garbage) yields no errors
+    rather than raising: the status code alone is still meaningful.
+
+    Args:
+        body: The raw response body.
+
+    Returns:
+        The errors found, in the order the API listed them.
+    """
+    import json  # local: only error paths pay for it
+
+    try:
+        doc = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out: list[OperationError] = []
+    meta = doc.get("meta")
+    if isinstance(meta, dict):
+        if isinstance(meta.get("error"), str):
+            out.append(OperationError(message=meta["error"]))
+        errs = meta.get("errors")
+        if isinstance(errs, list):
+            out.extend(OperationError(message=str(e)) for e in errs if isinstance(e, str))
+    errors = doc.get("errors")
+    if isinstance(errors, list):
+        for item in errors:
+            if isinstance(item, str):
+                out.append(OperationError(message=item))
+            elif isinstance(item, dict):
+                out.append(_error_from_dict(item))
+    return out
+
+
+def _error_from_dict(item: Mapping[str, Any]) -> OperationError:
+    reason = item.get("reason")
+    field = item.get("field")
+    message = item.get("message") or item.get("detail") or reason or "unspecified error"
+    index = item.get("batch_index")
+    if field is None and isinstance(item.get("source"), dict):
+        field = item["source"].get("pointer")
+    return OperationError(
+        message=str(message),
+        reason=str(reason) if reason is not None else None,
+        field=str(field) if field is not None else None,
+        batch_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
+    )
+
+
+def make_status_error(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    endpoint: str,
+    retry_after: float | None = None,
+) -> APIStatusError:
+    """Map an HTTP error status to the matching :class:`APIStatusError` subclass.
+
+    This is the one place where status codes become exception classes.
+
+    Args:
+        status: The HTTP status code.
+        body: The raw response body, parsed for the API's error text.
+        headers: Response headers (lower-cased names).
+        endpoint: The endpoint *template* (never a concrete identifier), for the message.
+        retry_after: Parsed ``Retry-After`` seconds, for 429.
+
+    Returns:
+        The exception to raise.
+    """
+    errors = parse_error_body(body)
+    detail = "; ".join(e.message for e in errors[:3])
+    message = f"{endpoint} answered HTTP {status}" + (f": {detail}" if detail else "")
+    cls = _STATUS_CLASSES.get(status, ServerError)
+    if cls is RateLimitError:
+        return RateLimitError(
+            message, status_code=status, errors=errors, headers=headers, retry_after=retry_after
+        )
+    return cls(message, status_code=status, errors=errors, headers=headers)

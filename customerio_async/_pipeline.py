@@ -1,0 +1,991 @@
+"""The send pipeline: admission, byte-exact batching, ordered lanes, retries, accounting.
+
+Shape of the machine::
+
+    caller task ──admit()──▶ lane queue (asyncio.Queue) ──▶ lane worker ──▶ transport
+       validate + serialise once      one per ordering lane        one batch in flight per lane
+       reserve buffer budget          (hash of the identifier)     retries block only that lane
+
+* **Admission** happens in the caller's task: the operation is already validated and
+  serialised (its bytes are reused for every batch and retry), the buffer budget (bytes and
+  operations, in-flight and retrying ones included) is reserved per the overflow policy, and
+  the :class:`Receipt` is queued on its lane.
+* **Batching**: each worker drains its queue into a ``{"batch":[…]}`` body, checking the exact
+  byte size *before* appending and carrying an operation that does not fit into the next
+  batch. A batch closes on ``max_batch_ops``, ``max_batch_bytes``, ``linger`` since its first
+  operation, ``flush()`` or shutdown. Operations v2 cannot carry (anonymous events, segment
+  membership) are sent on their own, in lane order.
+* **Ordering**: operations on one person/object share a lane, and a lane has one request in
+  flight, so an older ``identify`` never lands after a newer one, retries included.
+* **Accounting**: every admitted operation ends exactly once as delivered, rejected(reason)
+  or dropped(reason); ``accepted == delivered + rejected + dropped + pending`` always holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._config import BatchConfig, RateLimit, RetryPolicy
+from ._exceptions import (
+    BufferFullError,
+    ClientStateError,
+    ConnectionLostError,
+    TransportError,
+    parse_error_body,
+)
+from ._operations import Operation
+from ._retry import parse_retry_after
+from ._transport import AiohttpTransport, HTTPResponse
+
+__all__ = ["FlushResult", "Outcome", "Pipeline", "Receipt", "Statistics"]
+
+logger = logging.getLogger("customerio_async")
+
+_ENVELOPE_HEAD = b'{"batch":['
+_ENVELOPE_TAIL = b"]}"
+_ENVELOPE = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
+_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+_AUTH = frozenset({401, 403})
+# A 400 on a multi-operation batch is bisected like a 413, so one malformed operation is
+# isolated (and rejected) instead of taking its batch-mates down with it.
+_SPLIT = frozenset({400, 413})
+
+OutcomeStatus = Literal["delivered", "rejected", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an admitted operation ended.
+
+    Attributes:
+        status: ``"delivered"`` (the API accepted it), ``"rejected"`` (the API refused it;
+            never retried) or ``"dropped"`` (the SDK gave up).
+        reason: Why, when not delivered: the API's ``reason`` or ``http_<status>`` for
+            rejections; ``buffer_full``, ``delivery_timeout``, ``retries_exhausted``,
+            ``auth_failed``, ``shutdown_timeout``, ``closed`` or ``internal_error`` for drops.
+        message: The API's message for a rejection, or our explanation.
+        http_status: The last HTTP status seen, when there was one.
+    """
+
+    status: OutcomeStatus
+    reason: str | None = None
+    message: str | None = None
+    http_status: int | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the API accepted the operation."""
+        return self.status == "delivered"
+
+
+DELIVERED = Outcome("delivered")
+
+
+class _Epoch:
+    """Operations admitted between two ``flush()`` calls, counted for the barrier."""
+
+    __slots__ = ("delivered", "done", "dropped", "pending", "rejected")
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.delivered = 0
+        self.rejected = 0
+        self.dropped = 0
+        self.done: asyncio.Event | None = None
+
+
+class Receipt:
+    """Proof of admission for one operation, and the way to its outcome.
+
+    ``await receipt.wait()`` returns the terminal :class:`Outcome` without raising;
+    cancelling that wait never cancels delivery. (A receipt is deliberately not awaitable
+    itself: fire-and-forget calls would then trip mypy's ``unused-awaitable`` check.)
+
+    Attributes:
+        operation: The admitted operation.
+        response: The parsed response body, in direct (unbatched) mode.
+    """
+
+    __slots__ = (
+        "_epoch",
+        "_taken",
+        "_waiter",
+        "admitted_at",
+        "data",
+        "operation",
+        "outcome",
+        "response",
+    )
+
+    def __init__(
+        self,
+        operation: Operation,
+        data: bytes,
+        admitted_at: float,
+        outcome: Outcome | None = None,
+        response: Any = None,
+    ) -> None:
+        self.operation = operation
+        self.data = data
+        self.admitted_at = admitted_at
+        self.outcome: Outcome | None = outcome
+        self.response = response
+        self._waiter: asyncio.Future[Outcome] | None = None
+        self._epoch: _Epoch | None = None
+        self._taken = False  # a worker holds it: no longer evictable by drop_oldest
+
+    def __repr__(self) -> str:
+        state = self.outcome.status if self.outcome else "pending"
+        return f"<Receipt {self.operation.action} {state}>"
+
+    def done(self) -> bool:
+        """Whether the operation has reached its terminal outcome."""
+        return self.outcome is not None
+
+    async def wait(self, timeout: float | None = None) -> Outcome:
+        """Wait for the terminal outcome.
+
+        Args:
+            timeout: Seconds to wait; ``None`` waits until the pipeline decides (bounded by
+                the delivery deadline and shutdown).
+
+        Raises:
+            TimeoutError: The outcome was not known in time (delivery continues).
+        """
+        if self.outcome is not None:
+            return self.outcome
+        if self._waiter is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+        # shield: cancelling (or timing out) this wait must not cancel the shared future.
+        return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    """Outcomes of the operations a ``flush()`` covered (admitted since the last flush).
+
+    ``pending`` is how many of them were still undecided when the flush returned; 0 means
+    the barrier completed.
+    """
+
+    delivered: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """A cheap snapshot of the pipeline's counters.
+
+    The invariant ``accepted == delivered + rejected + dropped + pending`` holds in every
+    snapshot.
+    """
+
+    accepted: int
+    delivered: int
+    rejected: int
+    dropped: int
+    pending: int
+    buffered_ops: int
+    buffered_bytes: int
+    in_flight_requests: int
+    requests: int
+    batches: int
+    bytes_sent: int
+    retries: int
+    rejected_by_reason: MappingProxyType[str, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    dropped_by_reason: MappingProxyType[str, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    retries_by_cause: MappingProxyType[str, int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    state: str = "open"
+
+
+OutcomeCallback = Callable[[Receipt], Awaitable[None] | None]
+
+
+class _Marker:
+    """A flush or stop marker travelling through a lane queue."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+_STOP = _Marker("stop")
+_FLUSH = _Marker("flush")
+
+
+class _RateLimitedLog:
+    """One log line per key per interval, with a count of what was suppressed."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: collections.Counter[str] = collections.Counter()
+
+    def log(self, level: int, key: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval:
+            self._suppressed[key] += 1
+            return
+        self._last[key] = now
+        extra = self._suppressed.pop(key, 0)
+        if extra:
+            logger.log(level, "%s (%d similar suppressed)", msg % args, extra)
+        else:
+            logger.log(level, msg, *args)
+
+
+class _TokenBucket:
+    """Client-side rate limiter; waiters reserve tokens, so they are served in order."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
+        self._rate = limit.requests_per_second
+        self._burst = float(limit.burst)
+        self._tokens = self._burst
+        self._clock = clock
+        self._last = clock()
+
+    def reserve(self) -> float:
+        """Take a token; return how long the caller must wait before using it."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+
+
+class Pipeline:
+    """The batching send pipeline behind a batched :class:`CustomerIO` client."""
+
+    def __init__(
+        self,
+        transport: AiohttpTransport,
+        *,
+        batch: BatchConfig,
+        retry: RetryPolicy,
+        rate_limit: RateLimit | None,
+        on_outcome: OutcomeCallback | None = None,
+        on_drop: OutcomeCallback | None = None,
+    ) -> None:
+        self._transport = transport
+        self._cfg = batch
+        self._retry = retry
+        self._on_outcome = on_outcome
+        self._on_drop = on_drop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = time.monotonic
+        self._bucket = _TokenBucket(rate_limit, self._clock) if rate_limit else None
+        self._log = _RateLimitedLog()
+        n = batch.max_concurrent_requests
+        shared = batch.ordering == "none"
+        self._n_lanes = 1 if shared else n
+        self._queues: list[asyncio.Queue[Receipt | _Marker]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._in_flight_batches: list[list[Receipt] | None] = [None] * n
+        self._sem = asyncio.Semaphore(n)
+        self._paused_until = 0.0
+        self._budget = retry.budget
+        # buffer accounting (admitted and not yet terminal)
+        self._buf_ops = 0
+        self._buf_bytes = 0
+        self._blocked: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._oldest: collections.deque[Receipt] | None = (
+            collections.deque() if batch.overflow == "drop_oldest" else None
+        )
+        # counters
+        self.accepted = 0
+        self.delivered = 0
+        self.rejected = 0
+        self.dropped = 0
+        self.requests = 0
+        self.batches = 0
+        self.bytes_sent = 0
+        self.retries = 0
+        self.in_flight = 0
+        self._rejected_by: collections.Counter[str] = collections.Counter()
+        self._dropped_by: collections.Counter[str] = collections.Counter()
+        self._retries_by: collections.Counter[str] = collections.Counter()
+        self._epoch = _Epoch()
+        self._epochs: collections.deque[_Epoch] = collections.deque([self._epoch])
+        self._state = "new"
+        self._failure: BaseException | None = None
+        self._close_task: asyncio.Task[None] | None = None
+        self._callback_tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Pipeline state={self._state} lanes={self._n_lanes} "
+            f"buffered={self._buf_ops} in_flight={self.in_flight}>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start the lane workers (inside the running loop)."""
+        if self._state != "new":
+            return
+        self._loop = asyncio.get_running_loop()
+        self._clock = self._loop.time
+        if self._bucket is not None:
+            self._bucket = _TokenBucket(
+                RateLimit(requests_per_second=self._bucket._rate, burst=int(self._bucket._burst)),
+                self._clock,
+            )
+        self._queues = [asyncio.Queue() for _ in range(self._n_lanes)]
+        for i in range(self._cfg.max_concurrent_requests):
+            queue = self._queues[i % self._n_lanes]
+            task = self._loop.create_task(self._worker(i, queue), name=f"customerio-lane-{i}")
+            task.add_done_callback(self._worker_done)
+            self._workers.append(task)
+        self._state = "open"
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._state in ("closing", "closed"):
+            return
+        exc = task.exception()
+        if exc is None:  # pragma: no cover - workers only return on stop
+            return
+        # A dead worker must not leave callers hanging: fail loudly and resolve everything.
+        self._failure = exc
+        self._state = "failed"
+        logger.error("customerio-async pipeline failed: %s", type(exc).__name__, exc_info=exc)
+        self._drop_everything("internal_error")
+
+    def _check_admission(self) -> None:
+        if self._state != "open":
+            if self._state == "failed":
+                raise ClientStateError(
+                    f"the send pipeline failed ({type(self._failure).__name__}); "
+                    "create a new client"
+                ) from self._failure
+            raise ClientStateError(f"the client is {self._state}; no new operations accepted")
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self, op: Operation) -> Receipt:
+        """Validate-serialised ``op`` into the buffer per the overflow policy.
+
+        Raises:
+            ValidationError: The operation cannot be serialised or is too large.
+            BufferFullError: The buffer is full and the policy is ``"raise"``.
+            ClientStateError: The client is not open.
+        """
+        self._check_admission()
+        data = op.v2_bytes() if op.v2 is not None else (op.v1.encode_body() if op.v1 else b"")
+        data = data or b""
+        size = len(data)
+        if (
+            self._blocked
+            or self._buf_ops >= self._cfg.max_buffer_ops
+            or self._buf_bytes + size > self._cfg.max_buffer_bytes
+        ):
+            policy = self._cfg.overflow
+            if policy == "block":
+                if await self._wait_for_space(size):
+                    if self._state != "open":  # closed while we waited: give the space back
+                        self._release(size)
+                        self._check_admission()
+                    return self._enqueue(op, data, reserved=True)
+                policy = self._cfg.overflow_fallback
+            if policy == "drop_oldest" and self._drop_oldest_for(size):
+                return self._enqueue(op, data, reserved=False)
+            if policy == "raise":
+                raise BufferFullError(
+                    f"send buffer full ({self._buf_ops} operations, {self._buf_bytes} bytes)"
+                )
+            receipt = Receipt(op, data, self._clock())
+            self.accepted += 1
+            self._epoch.pending += 1
+            receipt._epoch = self._epoch
+            self._log.log(logging.WARNING, "buffer_full", "send buffer full: dropping operations")
+            self._finish(receipt, Outcome("dropped", "buffer_full", "send buffer full"))
+            return receipt
+        return self._enqueue(op, data, reserved=False)
+
+    def _enqueue(self, op: Operation, data: bytes, *, reserved: bool) -> Receipt:
+        receipt = Receipt(op, data, self._clock())
+        if not reserved:
+            self._buf_ops += 1
+            self._buf_bytes += len(data)
+        self.accepted += 1
+        epoch = self._epoch
+        epoch.pending += 1
+        receipt._epoch = epoch
+        if self._oldest is not None:
+            self._oldest.append(receipt)
+        lane = hash(op.lane) % self._n_lanes if self._n_lanes > 1 else 0
+        self._queues[lane].put_nowait(receipt)
+        return receipt
+
+    async def _wait_for_space(self, size: int) -> bool:
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        entry = (size, fut)
+        self._blocked.append(entry)
+        self._wake_blocked()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), self._cfg.enqueue_timeout)
+            return True
+        except TimeoutError:
+            return self._abandon_wait(entry)
+        except asyncio.CancelledError:
+            # Cancelled before admission: nothing is enqueued, give back any reservation.
+            if self._abandon_wait(entry):
+                self._release(size)
+            raise
+
+    def _abandon_wait(self, entry: tuple[int, asyncio.Future[None]]) -> bool:
+        """Leave the blocked queue; True when space had been reserved for us meanwhile."""
+        try:
+            self._blocked.remove(entry)
+        except ValueError:
+            return entry[1].done()  # already granted: the reservation is ours
+        return False
+
+    def _wake_blocked(self) -> None:
+        # FIFO and proportional to the space freed: wake heads while they fit.
+        cfg = self._cfg
+        while self._blocked:
+            size, fut = self._blocked[0]
+            if self._buf_ops >= cfg.max_buffer_ops or self._buf_bytes + size > cfg.max_buffer_bytes:
+                return
+            self._blocked.popleft()
+            if fut.done():  # pragma: no cover - cancelled waiters are removed first
+                continue
+            self._buf_ops += 1
+            self._buf_bytes += size
+            fut.set_result(None)
+
+    def _drop_oldest_for(self, size: int) -> bool:
+        cfg = self._cfg
+        oldest = self._oldest
+        assert oldest is not None
+        while oldest and (
+            self._buf_ops >= cfg.max_buffer_ops or self._buf_bytes + size > cfg.max_buffer_bytes
+        ):
+            victim = oldest.popleft()
+            if victim.outcome is None and not victim._taken:
+                self._finish(victim, Outcome("dropped", "buffer_full", "evicted by drop_oldest"))
+        fits = self._buf_ops < cfg.max_buffer_ops and self._buf_bytes + size <= cfg.max_buffer_bytes
+        if not fits:
+            return False
+        self._log.log(
+            logging.WARNING, "drop_oldest", "send buffer full: evicting oldest operations"
+        )
+        return True
+
+    def _release(self, size: int) -> None:
+        self._buf_ops -= 1
+        self._buf_bytes -= size
+        if self._blocked:
+            self._wake_blocked()
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _finish(self, receipt: Receipt, outcome: Outcome) -> None:
+        if receipt.outcome is not None:
+            return
+        receipt.outcome = outcome
+        epoch = receipt._epoch
+        status = outcome.status
+        if status == "delivered":
+            self.delivered += 1
+        elif status == "rejected":
+            self.rejected += 1
+            self._rejected_by[outcome.reason or "unknown"] += 1
+        else:
+            self.dropped += 1
+            self._dropped_by[outcome.reason or "unknown"] += 1
+        if epoch is not None:
+            receipt._epoch = None
+            self._release(len(receipt.data))
+            epoch.pending -= 1
+            if status == "delivered":
+                epoch.delivered += 1
+            elif status == "rejected":
+                epoch.rejected += 1
+            else:
+                epoch.dropped += 1
+            if epoch.pending == 0 and epoch.done is not None:
+                epoch.done.set()
+        waiter = receipt._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(outcome)
+        if self._on_outcome is not None:
+            self._callback(self._on_outcome, receipt)
+        if status == "dropped" and self._on_drop is not None:
+            self._callback(self._on_drop, receipt)
+
+    def _callback(self, fn: OutcomeCallback, receipt: Receipt) -> None:
+        try:
+            result = fn(receipt)
+        except Exception:  # callbacks are the user's; they must never break delivery
+            logger.exception("customerio-async outcome callback raised")
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_callback(result))
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
+
+    @staticmethod
+    async def _await_callback(result: Awaitable[None]) -> None:
+        try:
+            await result
+        except Exception:
+            logger.exception("customerio-async outcome callback raised")
+
+    def _finish_all(self, batch: list[Receipt], outcome: Outcome) -> None:
+        for r in batch:
+            self._finish(r, outcome)
+
+    # ------------------------------------------------------------------ workers
+
+    async def _worker(self, index: int, queue: asyncio.Queue[Receipt | _Marker]) -> None:
+        cfg = self._cfg
+        max_ops = cfg.max_batch_ops
+        max_bytes = cfg.max_batch_bytes
+        linger = cfg.linger
+        carry: Receipt | _Marker | None = None
+        while True:
+            item = carry if carry is not None else await queue.get()
+            carry = None
+            if isinstance(item, _Marker):
+                if item is _STOP:
+                    return
+                continue
+            if item.outcome is not None:  # evicted by drop_oldest while queued
+                continue
+            if item.operation.v2 is None:
+                await self._deliver_single(index, item)
+                continue
+            batch = [item]
+            size = _ENVELOPE + len(item.data)
+            deadline = item.admitted_at + linger
+            while len(batch) < max_ops:
+                try:
+                    nxt = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - self._clock()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if isinstance(nxt, _Marker):
+                    carry = nxt
+                    break
+                if nxt.outcome is not None:
+                    continue
+                if nxt.operation.v2 is None:
+                    carry = nxt
+                    break
+                grown = size + 1 + len(nxt.data)
+                if grown > max_bytes:  # check before appending; carry it to the next batch
+                    carry = nxt
+                    break
+                batch.append(nxt)
+                size = grown
+            for r in batch:
+                r._taken = True
+            # Left in place if we are cancelled, so shutdown can account for these.
+            self._in_flight_batches[index] = batch
+            await self._deliver_batch(batch, size)
+            self._in_flight_batches[index] = None
+
+    # ------------------------------------------------------------------ delivery
+
+    async def _deliver_batch(self, batch: list[Receipt], size: int) -> None:
+        body = b"".join((_ENVELOPE_HEAD, b",".join([r.data for r in batch]), _ENVELOPE_TAIL))
+        assert len(body) == size
+        self.batches += 1
+        response = await self._attempt_until_final(
+            batch, "POST", "/api/v2/batch", body, "/api/v2/batch"
+        )
+        if response is None:
+            return
+        status = response.status
+        if 200 <= status < 300:
+            self._settle_batch(batch, response)
+        elif status in _SPLIT and len(batch) > 1:
+            half = len(batch) // 2
+            for part in (batch[:half], batch[half:]):
+                part_size = _ENVELOPE + sum(len(r.data) for r in part) + len(part) - 1
+                await self._deliver_batch(part, part_size)
+        else:
+            self._reject(batch, response)
+
+    def _settle_batch(self, batch: list[Receipt], response: HTTPResponse) -> None:
+        body = response.body
+        if body in (b"{}", b"") and response.status == 200:
+            self._finish_all(batch, DELIVERED)
+            return
+        errors = parse_error_body(body)
+        rejected: dict[int, Outcome] = {}
+        for err in errors:
+            if err.batch_index is not None and 0 <= err.batch_index < len(batch):
+                rejected[err.batch_index] = Outcome(
+                    "rejected", err.reason or "invalid", err.message, response.status
+                )
+        for i, receipt in enumerate(batch):
+            self._finish(receipt, rejected.get(i, DELIVERED))
+
+    def _reject(self, batch: list[Receipt], response: HTTPResponse) -> None:
+        errors = parse_error_body(response.body)
+        message = "; ".join(e.message for e in errors[:3]) or f"HTTP {response.status}"
+        outcome = Outcome("rejected", f"http_{response.status}", message, response.status)
+        self._finish_all(batch, outcome)
+
+    async def _deliver_single(self, index: int, receipt: Receipt) -> None:
+        v1 = receipt.operation.v1
+        assert v1 is not None
+        batch = [receipt]
+        receipt._taken = True
+        self._in_flight_batches[index] = batch
+        response = await self._attempt_until_final(
+            batch, v1.method, v1.path(), receipt.data or None, "/api/v1" + v1.template
+        )
+        self._in_flight_batches[index] = None
+        if response is None:
+            return
+        if 200 <= response.status < 300:
+            self._finish(receipt, DELIVERED)
+        else:
+            self._reject(batch, response)
+
+    def _unmappable(self, batch: list[Receipt], response: HTTPResponse) -> bool:
+        # A 2xx whose errors[] cannot be matched to our operations is treated like a server
+        # error (retried): accepting it would report rejected operations as delivered.
+        if response.body in (b"{}", b""):
+            return False
+        errors = parse_error_body(response.body)
+        return any(e.batch_index is None or not 0 <= e.batch_index < len(batch) for e in errors)
+
+    async def _attempt_until_final(
+        self,
+        batch: list[Receipt],
+        method: str,
+        path: str,
+        body: bytes | None,
+        endpoint: str,
+    ) -> HTTPResponse | None:
+        """Send with retries. Returns a final response (2xx or non-retryable), or ``None``
+        when the operations were dropped (deadline, attempts) — they are finished then."""
+        retry = self._retry
+        deadline = min(r.admitted_at for r in batch) + retry.delivery_timeout
+        attempt = 0
+        fresh_reset_retry = True
+        last_cause = "none"
+        last_status: int | None = None
+        while True:
+            await self._gate()
+            attempt += 1
+            response: HTTPResponse | None = None
+            retry_after: float | None = None
+            try:
+                async with self._sem:
+                    self.in_flight += 1
+                    self.requests += 1
+                    self.bytes_sent += len(body or b"")
+                    try:
+                        response = await self._transport.request(
+                            method,
+                            path,
+                            body=body,
+                            endpoint=endpoint,
+                            headers={"X-Retry-Count": str(attempt - 1)} if attempt > 1 else None,
+                        )
+                    finally:
+                        self.in_flight -= 1
+            except ConnectionLostError:
+                cause = "connection_lost"
+                # A reset on a reused keep-alive socket is retried once at once (the server
+                # closed an idle connection under us); the event ULIDs make it safe.
+                if fresh_reset_retry:
+                    fresh_reset_retry = False
+                    self._count_retry(cause)
+                    continue
+            except TransportError as exc:
+                cause = type(exc).__name__
+            else:
+                status = response.status
+                last_status = status
+                if 200 <= status < 300 and not self._unmappable(batch, response):
+                    self._budget = min(retry.budget, self._budget + retry.budget_refill)
+                    return response
+                if status in _AUTH:
+                    cause = "auth_failed"
+                    self._paused_until = max(self._paused_until, self._clock() + retry.auth_pause)
+                    self._log.log(
+                        logging.ERROR,
+                        "auth",
+                        "Customer.io answered %d: check the site id and API key; "
+                        "sending is paused for %.0f s",
+                        status,
+                        retry.auth_pause,
+                    )
+                elif status in _RETRYABLE or 200 <= status < 300:
+                    cause = f"http_{status}" if status >= 300 else "invalid_response"
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    if status == 429:
+                        self._pause_for_429(retry_after, attempt)
+                else:
+                    return response  # non-retryable: the caller rejects or splits
+            last_cause = cause
+            self._budget = max(0.0, self._budget - 1.0)
+            delay = self._backoff(attempt, retry_after)
+            now = self._clock()
+            if attempt >= retry.max_attempts:
+                self._drop_batch(batch, "retries_exhausted", last_cause, last_status)
+                return None
+            if now + delay >= deadline:
+                reason = "auth_failed" if last_cause == "auth_failed" else "delivery_timeout"
+                self._drop_batch(batch, reason, last_cause, last_status)
+                return None
+            self._count_retry(cause)
+            logger.debug("retrying %s in %.3f s after %s", endpoint, delay, cause)
+            await asyncio.sleep(delay)
+
+    def _count_retry(self, cause: str) -> None:
+        self.retries += 1
+        self._retries_by[cause] += 1
+
+    def _drop_batch(
+        self, batch: list[Receipt], reason: str, cause: str, status: int | None
+    ) -> None:
+        self._log.log(
+            logging.WARNING, reason, "dropping operations: %s (last error: %s)", reason, cause
+        )
+        self._finish_all(batch, Outcome("dropped", reason, f"last error: {cause}", status))
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        retry = self._retry
+        if self._budget < retry.budget / 2:
+            # Retry budget spent: probe slowly instead of hammering a struggling API.
+            ceiling = retry.backoff_cap
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        else:
+            ceiling = min(retry.backoff_cap, retry.backoff_base * (2 ** (attempt - 1)))
+            delay = random.uniform(0, ceiling)  # full jitter
+        if retry_after is not None:
+            floor = min(retry_after, retry.max_retry_after)
+            delay = max(delay, floor) + random.uniform(0, 0.1 * floor)
+        return delay
+
+    def _pause_for_429(self, retry_after: float | None, attempt: int) -> None:
+        retry = self._retry
+        if retry_after is not None:
+            pause = min(retry_after, retry.max_retry_after)
+        else:
+            pause = random.uniform(
+                0, min(retry.backoff_cap, retry.backoff_base * 2 ** (attempt - 1))
+            )
+        self._paused_until = max(self._paused_until, self._clock() + pause)
+
+    async def _gate(self) -> None:
+        # The workspace-wide pause (429, auth) first, then the client-side rate limit.
+        while True:
+            wait = self._paused_until - self._clock()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        if self._bucket is not None:
+            wait = self._bucket.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def send_direct(
+        self, method: str, path: str, body: bytes | None, endpoint: str
+    ) -> HTTPResponse:
+        """Direct mode: one request, retried on 408/429/5xx/transport errors up to
+        ``direct_attempts``; a server-requested wait longer than ``backoff_cap`` is not slept
+        through but returned, so the caller raises :class:`RateLimitError` promptly.
+
+        Returns:
+            The final response, whatever its status.
+
+        Raises:
+            TransportError: The last attempt got no response.
+        """
+        retry = self._retry
+        attempt = 0
+        while True:
+            await self._gate()
+            attempt += 1
+            retry_after: float | None = None
+            self.requests += 1
+            self.in_flight += 1
+            try:
+                response = await self._transport.request(method, path, body=body, endpoint=endpoint)
+            except TransportError as exc:
+                if attempt >= retry.direct_attempts:
+                    raise
+                cause = type(exc).__name__
+            else:
+                status = response.status
+                if status not in _RETRYABLE:
+                    return response
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if status == 429:
+                    self._pause_for_429(retry_after, attempt)
+                if attempt >= retry.direct_attempts or (retry_after or 0) > retry.backoff_cap:
+                    return response
+                cause = f"http_{status}"
+            finally:
+                self.in_flight -= 1
+            self._count_retry(cause)
+            await asyncio.sleep(self._backoff(attempt, retry_after))
+
+    # ------------------------------------------------------------------ flush / close
+
+    async def flush(self, timeout: float | None) -> FlushResult:
+        """Close open batches now and wait for every operation admitted so far.
+
+        Returns:
+            Outcome counts for the operations admitted since the previous flush, and how
+            many were still pending at the deadline.
+        """
+        if self._state not in ("open", "closing"):
+            return FlushResult()
+        epoch = self._epoch
+        self._epoch = _Epoch()
+        self._epochs.append(self._epoch)
+        for queue in self._queues:
+            for _ in range(self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1):
+                queue.put_nowait(_FLUSH)
+        waiting = [e for e in self._epochs if e is not self._epoch and e.pending > 0]
+        for e in waiting:
+            if e.done is None:
+                e.done = asyncio.Event()
+        try:
+            if waiting:
+                await asyncio.wait_for(
+                    asyncio.gather(*(e.done.wait() for e in waiting if e.done)), timeout
+                )
+        except TimeoutError:
+            pass
+        self._epochs = collections.deque(
+            e for e in self._epochs if e.pending > 0 or e is self._epoch
+        )
+        return FlushResult(epoch.delivered, epoch.rejected, epoch.dropped, epoch.pending)
+
+    async def aclose(self, timeout: float | None) -> None:
+        """Stop admission, drain within ``timeout``, drop the rest as ``shutdown_timeout``.
+
+        Survives one cancellation of the caller (the drain goes on); a second one aborts.
+        """
+        if self._close_task is None:
+            if self._loop is None:
+                self._state = "closed"
+                return
+            self._close_task = self._loop.create_task(self._close(timeout))
+        task = self._close_task
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            raise
+
+    async def _close(self, timeout: float | None) -> None:
+        was_failed = self._state == "failed"
+        self._state = "closing"
+        # Blocked admitters get their fallback now instead of waiting out enqueue_timeout.
+        for _, fut in list(self._blocked):
+            if not fut.done():
+                fut.set_exception(ClientStateError("the client is closing"))
+        self._blocked.clear()
+        for queue in self._queues:
+            for _ in range(self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1):
+                queue.put_nowait(_STOP)
+        started = self._clock()
+        if self._workers and not was_failed:
+            _, pending = await asyncio.wait(self._workers, timeout=timeout)
+        else:
+            pending = set(self._workers)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        before = self.dropped
+        self._drop_everything("shutdown_timeout")
+        if self._callback_tasks:
+            await asyncio.wait(list(self._callback_tasks), timeout=1.0)
+        self._state = "closed"
+        dropped = self.dropped - before
+        level = logging.WARNING if dropped else logging.INFO
+        logger.log(
+            level,
+            "customerio-async closed in %.2f s: %d delivered, %d rejected, %d dropped "
+            "(%d at shutdown)",
+            self._clock() - started,
+            self.delivered,
+            self.rejected,
+            self.dropped,
+            dropped,
+        )
+
+    def _drop_everything(self, reason: str) -> None:
+        for batch in self._in_flight_batches:
+            if batch:
+                self._finish_all(batch, Outcome("dropped", reason))
+        for queue in self._queues:
+            while True:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if isinstance(item, Receipt):
+                    self._finish(item, Outcome("dropped", reason))
+
+    # ------------------------------------------------------------------ statistics
+
+    @property
+    def state(self) -> str:
+        """``new``, ``open``, ``closing``, ``closed`` or ``failed``."""
+        return self._state
+
+    def statistics(self) -> Statistics:
+        """A consistent snapshot of every counter (cheap: no locks, no I/O)."""
+        terminal = self.delivered + self.rejected + self.dropped
+        return Statistics(
+            accepted=self.accepted,
+            delivered=self.delivered,
+            rejected=self.rejected,
+            dropped=self.dropped,
+            pending=self.accepted - terminal,
+            buffered_ops=self._buf_ops,
+            buffered_bytes=self._buf_bytes,
+            in_flight_requests=self.in_flight,
+            requests=self.requests,
+            batches=self.batches,
+            bytes_sent=self.bytes_sent,
+            retries=self.retries,
+            rejected_by_reason=MappingProxyType(dict(self._rejected_by)),
+            dropped_by_reason=MappingProxyType(dict(self._dropped_by)),
+            retries_by_cause=MappingProxyType(dict(self._retries_by)),
+            state=self._state,
+        )

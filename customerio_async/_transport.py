@@ -1,0 +1,235 @@
+"""The HTTP transport: the only module of the client that imports aiohttp.
+
+:class:`AiohttpTransport` owns one ``aiohttp.ClientSession`` over a keep-alive
+``TCPConnector`` (pool limits, DNS cache, explicit timeouts) and exposes one coroutine,
+:meth:`AiohttpTransport.request`, that returns an :class:`HTTPResponse` or raises one of our
+:class:`TransportError` subclasses. aiohttp exceptions are translated here and nowhere else.
+
+Redirects are never followed by aiohttp: we follow them ourselves, and only to hosts that may
+see our credentials (the configured origin, or ``https://*.customer.io``), because Customer.io
+redirects EU workspaces that call the US host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from ._config import PoolLimits, Timeouts
+from ._exceptions import (
+    ClientStateError,
+    ConnectError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    TransportError,
+    UnsafeRedirectError,
+)
+from ._version import __version__
+
+__all__ = ["AiohttpTransport", "HTTPResponse", "default_user_agent", "is_trusted_url"]
+
+logger = logging.getLogger("customerio_async")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 3
+
+
+def default_user_agent() -> str:
+    """``customerio-async/<v> (Python <v>; aiohttp <v>)``."""
+    return (
+        f"customerio-async/{__version__} "
+        f"(Python {platform.python_version()}; aiohttp {aiohttp.__version__})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPResponse:
+    """A complete HTTP response.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: Response headers with lower-cased names.
+        body: The raw body bytes.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def is_trusted_url(url: str, origin: str) -> bool:
+    """Whether ``url`` may receive our Authorization header.
+
+    Trusted: the configured ``origin`` (same scheme, host and port) and any
+    ``https://*.customer.io`` host. Everything else, including plain-http Customer.io hosts,
+    is not.
+    """
+    target = urlsplit(url)
+    base = urlsplit(origin)
+    if (target.scheme, target.hostname, target.port) == (base.scheme, base.hostname, base.port):
+        return True
+    host = (target.hostname or "").lower()
+    return target.scheme == "https" and (host == "customer.io" or host.endswith(".customer.io"))
+
+
+class AiohttpTransport:
+    """A pooled aiohttp session bound to one origin and one Authorization header.
+
+    Create it inside a running event loop (``open()`` builds the session), and close it with
+    ``aclose()``; the client does both from ``async with``.
+    """
+
+    def __init__(
+        self,
+        *,
+        origin: str,
+        authorization: str,
+        timeouts: Timeouts,
+        pool: PoolLimits,
+        user_agent: str | None = None,
+    ) -> None:
+        self._origin = origin
+        self._authorization = authorization
+        self._timeouts = timeouts
+        self._pool = pool
+        self._user_agent = user_agent or default_user_agent()
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._session is not None and not self._session.closed else "closed"
+        return f"<AiohttpTransport origin={self._origin!r} {state}>"
+
+    @property
+    def origin(self) -> str:
+        """The origin requests are sent to."""
+        return self._origin
+
+    async def open(self) -> None:
+        """Create the connector and session (must run inside the event loop)."""
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            limit=self._pool.max_connections,
+            limit_per_host=self._pool.max_connections_per_host,
+            keepalive_timeout=self._pool.keepalive_timeout,
+            ttl_dns_cache=self._pool.dns_cache_ttl,
+            use_dns_cache=True,
+            enable_cleanup_closed=sys.version_info < (3, 12, 7),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=self._timeouts.total,
+                connect=self._timeouts.connect,
+                sock_read=self._timeouts.sock_read,
+            ),
+            headers={"User-Agent": self._user_agent},
+            auto_decompress=True,
+            # We build URLs from already-encoded segments; yarl must not re-normalise them.
+            requote_redirect_url=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and its pooled connections. Idempotent."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        endpoint: str | None = None,
+    ) -> HTTPResponse:
+        """Send one request and read the whole response.
+
+        Args:
+            method: HTTP method.
+            path: Already percent-encoded path (and query) below the origin.
+            body: JSON body bytes, or ``None`` for no body.
+            headers: Extra headers.
+            endpoint: Endpoint template for messages (defaults to the method only).
+
+        Returns:
+            The response, whatever its status (status handling is the caller's).
+
+        Raises:
+            ConnectError: The connection could not be made; nothing was sent.
+            RequestTimeoutError: The response did not complete in time.
+            ConnectionLostError: The connection dropped mid-exchange.
+            UnsafeRedirectError: A redirect to a host that must not see our credentials.
+            TransportError: Any other transport failure.
+            ClientStateError: The transport is not open.
+        """
+        session = self._session
+        if session is None:
+            raise ClientStateError("the transport is not open")
+        what = f"{method} {endpoint or 'request'}"
+        url = self._origin + path
+        hdrs = {"Authorization": self._authorization}
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await self._send(session, method, url, body, hdrs, what)
+            if response.status not in _REDIRECTS or "location" not in response.headers:
+                return response
+            target = str(URL(url, encoded=True).join(URL(response.headers["location"])))
+            if not is_trusted_url(target, self._origin):
+                host = urlsplit(target).hostname or "?"
+                raise UnsafeRedirectError(
+                    f"{what}: refused a {response.status} redirect to untrusted host {host!r}"
+                )
+            logger.debug("%s: following %d redirect", what, response.status)
+            url = target
+        raise TransportError(f"{what}: more than {_MAX_REDIRECTS} redirects")
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        what: str,
+    ) -> HTTPResponse:
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+            ) as resp:
+                data = await resp.read()
+                return HTTPResponse(
+                    resp.status, {k.lower(): v for k, v in resp.headers.items()}, data
+                )
+        # Order matters: specific aiohttp classes before their bases.
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise RequestTimeoutError(f"{what}: connect timed out", request_sent=False) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"{what}: cannot connect ({type(exc).__name__})") from exc
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
+            raise RequestTimeoutError(f"{what}: timed out waiting for the response") from exc
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientResponseError,
+        ) as exc:
+            raise ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})") from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"{what}: {type(exc).__name__}") from exc

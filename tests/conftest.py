@@ -1,0 +1,31 @@
+"""Shared fixtures: a real FakeCustomerIO on loopback and a client pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from customerio_async import CustomerIO, RetryPolicy
+from customerio_async.testing import FakeCustomerIO
+
+SITE_ID = "fake-site"
+API_KEY = "fake-key"
+NO_RETRY = RetryPolicy(direct_attempts=1, max_attempts=1)
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeCustomerIO]:
+    """A started fake Customer.io server on 127.0.0.1 (random port)."""
+    async with FakeCustomerIO(site_id=SITE_ID, api_key=API_KEY) as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def cio(fake: FakeCustomerIO) -> AsyncIterator[CustomerIO]:
+    """An open direct-mode client talking to ``fake``: one request per call, no retries, so
+    every scripted fault surfaces as the exception it maps to."""
+    async with CustomerIO(
+        SITE_ID, API_KEY, track_url=fake.url, batching=False, retry=NO_RETRY
+    ) as client:
+        yield client
