@@ -43,6 +43,7 @@ from ._exceptions import (
     parse_error_body,
 )
 from ._operations import Operation
+from ._ratelimit import RateLimitedLog, TokenBucket
 from ._retry import parse_retry_after
 from ._transport import AiohttpTransport, HTTPResponse
 
@@ -231,47 +232,6 @@ _STOP = _Marker("stop")
 _FLUSH = _Marker("flush")
 
 
-class _RateLimitedLog:
-    """One log line per key per interval, with a count of what was suppressed."""
-
-    def __init__(self, interval: float = 30.0) -> None:
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: collections.Counter[str] = collections.Counter()
-
-    def log(self, level: int, key: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            self._suppressed[key] += 1
-            return
-        self._last[key] = now
-        extra = self._suppressed.pop(key, 0)
-        if extra:
-            logger.log(level, "%s (%d similar suppressed)", msg % args, extra)
-        else:
-            logger.log(level, msg, *args)
-
-
-class _TokenBucket:
-    """Client-side rate limiter; waiters reserve tokens, so they are served in order."""
-
-    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
-        self._rate = limit.requests_per_second
-        self._burst = float(limit.burst)
-        self._tokens = self._burst
-        self._clock = clock
-        self._last = clock()
-
-    def reserve(self) -> float:
-        """Take a token; return how long the caller must wait before using it."""
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-
-
 class Pipeline:
     """The batching send pipeline behind a batched :class:`CustomerIO` client."""
 
@@ -292,8 +252,9 @@ class Pipeline:
         self._on_drop = on_drop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = time.monotonic
-        self._bucket = _TokenBucket(rate_limit, self._clock) if rate_limit else None
-        self._log = _RateLimitedLog()
+        self._rate_limit = rate_limit
+        self._bucket = TokenBucket(rate_limit, self._clock) if rate_limit else None
+        self._log = RateLimitedLog()
         n = batch.max_concurrent_requests
         shared = batch.ordering == "none"
         self._n_lanes = 1 if shared else n
@@ -344,11 +305,8 @@ class Pipeline:
             return
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
-        if self._bucket is not None:
-            self._bucket = _TokenBucket(
-                RateLimit(requests_per_second=self._bucket._rate, burst=int(self._bucket._burst)),
-                self._clock,
-            )
+        if self._rate_limit is not None:  # rebuilt on the loop's clock, which sleeps use
+            self._bucket = TokenBucket(self._rate_limit, self._clock)
         self._queues = [asyncio.Queue() for _ in range(self._n_lanes)]
         for i in range(self._cfg.max_concurrent_requests):
             queue = self._queues[i % self._n_lanes]
