@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from ._exceptions import ConfigurationError
 
 __all__ = [
+    "DEFAULT_APP_RATE_LIMITS",
     "DEFAULT_BATCH",
     "DEFAULT_POOL",
     "DEFAULT_RATE_LIMIT",
@@ -23,6 +24,7 @@ __all__ = [
     "ENV_API_KEY",
     "ENV_APP_API_KEY",
     "ENV_SITE_ID",
+    "AppRateLimits",
     "BatchConfig",
     "OverflowPolicy",
     "PoolLimits",
@@ -31,6 +33,7 @@ __all__ = [
     "RegionName",
     "RetryPolicy",
     "Timeouts",
+    "resolve_app_origin",
     "resolve_region",
     "resolve_track_origin",
 ]
@@ -57,6 +60,27 @@ MAX_BATCH_BYTES = 500_000
 MAX_SEGMENT_IDS = 1000
 # Unix seconds at or above this are almost certainly milliseconds (the Ruby SDK's rule).
 MAX_TIMESTAMP_SECONDS = 100_000_000_000
+
+# App API (contract §4, §7). "MB" is read as 1,000,000 bytes, the stricter reading, except
+# where noted.
+MAX_SEND_RECIPIENTS = 15  # to + cc + bcc of one transactional email
+# "< 2 MB" total attachments, measured on the decoded file bytes (the natural reading of
+# "attachment size"; a server measuring base64 text would answer 413, which we surface).
+MAX_ATTACHMENT_BYTES = 2_000_000
+MAX_TRANSACTIONAL_BYTES = 1_000_000  # one send body, attachments excluded
+MAX_SEND_AT_AHEAD = 90 * 86_400  # send_at may be at most 90 days in the future
+MAX_BROADCAST_RECIPIENTS = 10_000  # ids, emails or per_user_data entries per trigger
+MAX_BROADCAST_DATA_BYTES = 50_000  # the trigger's ``data`` object, serialised
+MAX_BROADCAST_BODY_BYTES = 25_000_000  # the whole trigger body
+
+# Reporting webhooks (contract §6, §10 U10). Customer.io gives up on a delivery after 4 s
+# and backlogs later events behind it, so receivers answer well before that.
+WEBHOOK_TOLERANCE = 300.0  # accepted |now - X-CIO-Timestamp|, seconds
+WEBHOOK_DEDUP_SIZE = 10_000  # event ids remembered (LRU)
+WEBHOOK_DEDUP_TTL = 86_400.0  # seconds an event id is remembered
+WEBHOOK_MAX_CONCURRENCY = 64  # user callbacks running at once per receiver
+WEBHOOK_BUSY_TIMEOUT = 2.0  # longest wait for a callback slot before answering 503
+WEBHOOK_MAX_BODY_BYTES = 8 * 1024 * 1024  # larger bodies are refused with 413
 
 
 class Region(str, enum.Enum):
@@ -110,6 +134,20 @@ def resolve_track_origin(region: Region, track_url: str | None) -> str:
     if track_url is None:
         return region.track_origin
     return normalise_origin(track_url, "track_url", strip_suffixes=("/api/v1", "/api/v2"))
+
+
+def resolve_app_origin(region: Region, api_url: str | None) -> str:
+    """Return the App API origin: ``api_url`` when given, else the region's host.
+
+    ``api_url`` is an origin such as ``http://127.0.0.1:8080``; a trailing ``/v1`` is
+    tolerated and removed, like the official SDK's ``url`` (which has none).
+
+    Raises:
+        ConfigurationError: When ``api_url`` is not an absolute http(s) URL.
+    """
+    if api_url is None:
+        return region.app_origin
+    return normalise_origin(api_url, "api_url", strip_suffixes=("/v1",))
 
 
 def normalise_origin(url: str, name: str, *, strip_suffixes: tuple[str, ...] = ()) -> str:
@@ -319,6 +357,26 @@ class RateLimit:
             raise ConfigurationError("RateLimit needs requests_per_second > 0 and burst >= 1")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppRateLimits:
+    """Client-side rate limits of :class:`~customerio_async.APIClient`, one bucket per class.
+
+    The documented App API limits (contract §7, §10 U11): transactional sends 100 req/s,
+    everything else 10 req/s, API-triggered broadcasts 1 request per 10 s. A call waits for
+    its token (FIFO) rather than being refused; ``None`` disables a bucket.
+
+    Attributes:
+        transactional: ``/v1/send/*``.
+        general: Other App API calls (reading trigger errors; triggers also take one).
+        broadcast: ``POST /v1/campaigns/{id}/triggers``.
+    """
+
+    transactional: RateLimit | None = RateLimit(requests_per_second=100.0, burst=10)
+    general: RateLimit | None = RateLimit(requests_per_second=10.0, burst=5)
+    broadcast: RateLimit | None = RateLimit(requests_per_second=0.1, burst=1)
+
+
+DEFAULT_APP_RATE_LIMITS = AppRateLimits()
 DEFAULT_BATCH = BatchConfig()
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_RATE_LIMIT = RateLimit()

@@ -15,21 +15,25 @@ The tree (three levels at most)::
     │   ├── ConnectError                      never reached the server (safe to retry anything)
     │   ├── RequestTimeoutError (+ TimeoutError)  no complete answer in time (outcome unknown)
     │   ├── ConnectionLostError               connection dropped mid-exchange (outcome unknown)
+    │   ├── OutcomeUnknownError               an App API send/trigger may have been applied;
+    │   │                                     not retried (no idempotency key); cause chained
     │   └── UnsafeRedirectError               a 3xx to a host our credentials must not reach
-    └── APIStatusError                        the API answered with an error status
-        ├── BadRequestError                   400
-        ├── AuthenticationError               401
-        ├── PermissionDeniedError             403
-        ├── NotFoundError                     404
-        ├── RequestTooLargeError              413
-        ├── UnprocessableEntityError          422
-        ├── RateLimitError                    429 (``retry_after`` when the server sent one)
-        └── ServerError                       5xx and anything else unexpected
+    ├── APIStatusError                        the API answered with an error status
+    │   ├── BadRequestError                   400
+    │   ├── AuthenticationError               401
+    │   ├── PermissionDeniedError             403
+    │   ├── NotFoundError                     404
+    │   ├── RequestTooLargeError              413
+    │   ├── UnprocessableEntityError          422
+    │   ├── RateLimitError                    429 (``retry_after`` when the server sent one)
+    │   └── ServerError                       5xx and anything else unexpected
+    └── WebhookVerificationError (+ ValueError)  a webhook failed verification (``.reason``)
 
 Builtin bases are chosen deliberately: validation and configuration errors are also
 ``ValueError`` so generic ``except ValueError`` code keeps working; a request timeout is also
 the builtin ``TimeoutError`` so ``asyncio``-style handlers catch it; a state error is also a
-``RuntimeError`` like ``asyncio`` uses for a closed loop.
+``RuntimeError`` like ``asyncio`` uses for a closed loop; a webhook that fails verification is
+also a ``ValueError`` (bad input from the network), like OpenAI's and Stripe's webhook errors.
 
 Messages never contain credentials or payload values: they name the field, the size and the
 limit, or the HTTP status and the API's own error text.
@@ -56,6 +60,7 @@ __all__ = [
     "OperationDroppedError",
     "OperationError",
     "OperationRejectedError",
+    "OutcomeUnknownError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -66,6 +71,7 @@ __all__ = [
     "UnprocessableEntityError",
     "UnsafeRedirectError",
     "ValidationError",
+    "WebhookVerificationError",
     "make_status_error",
     "parse_error_body",
 ]
@@ -164,6 +170,16 @@ class ConnectionLostError(TransportError):
     """The connection dropped mid-exchange; the server may or may not have applied it."""
 
 
+class OutcomeUnknownError(TransportError):
+    """An App API send or broadcast trigger may have reached the server and been applied.
+
+    App API sends and triggers carry no idempotency key, so a retry could deliver the message
+    twice; the SDK therefore does not retry once the request may have been written. The
+    original transport error is chained as ``__cause__``. Check the message log (or your
+    webhook events) before sending again.
+    """
+
+
 class UnsafeRedirectError(TransportError):
     """The server redirected to a host that must not receive our credentials or payload."""
 
@@ -255,6 +271,19 @@ class RateLimitError(APIStatusError):
 
 class ServerError(APIStatusError):
     """5xx (or any other unexpected status): the API failed to handle the request."""
+
+
+class WebhookVerificationError(CustomerIOError, ValueError):
+    """A reporting-webhook request failed verification; do not process it.
+
+    Attributes:
+        reason: ``"missing_header"``, ``"invalid_timestamp"``, ``"bad_signature"``,
+            ``"too_old"`` or ``"too_new"`` (each with its own message).
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

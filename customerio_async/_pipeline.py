@@ -316,15 +316,22 @@ class Pipeline:
         self._state = "open"
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or self._state in ("closing", "closed"):
+        if not task.cancelled():
+            task.exception()  # mark retrieved: we report failures ourselves, below
+        if self._state in ("closing", "closed", "failed"):
             return
-        exc = task.exception()
-        if exc is None:  # pragma: no cover - workers only return on stop
-            return
-        # A dead worker must not leave callers hanging: fail loudly and resolve everything.
+        # A worker that died (or was cancelled from outside) while we are open must not
+        # leave callers hanging: fail loudly, refuse admission, resolve every receipt.
+        exc: BaseException = (
+            asyncio.CancelledError("a pipeline worker was cancelled")
+            if task.cancelled()
+            else (task.exception() or RuntimeError("a pipeline worker exited"))
+        )
         self._failure = exc
         self._state = "failed"
-        logger.error("customerio-async pipeline failed: %s", type(exc).__name__, exc_info=exc)
+        logger.error("customerio-async send pipeline failed: %r", exc, exc_info=exc)
+        for other in self._workers:
+            other.cancel()
         self._drop_everything("internal_error")
 
     def _check_admission(self) -> None:
@@ -369,10 +376,11 @@ class Pipeline:
                 raise BufferFullError(
                     f"send buffer full ({self._buf_ops} operations, {self._buf_bytes} bytes)"
                 )
+            # Accepted and dropped at once: it never held buffer space, so it has no epoch
+            # (nothing to release) and is counted in the current flush window directly.
             receipt = Receipt(op, data, self._clock())
             self.accepted += 1
-            self._epoch.pending += 1
-            receipt._epoch = self._epoch
+            self._epoch.dropped += 1
             self._log.log(logging.WARNING, "buffer_full", "send buffer full: dropping operations")
             self._finish(receipt, Outcome("dropped", "buffer_full", "send buffer full"))
             return receipt
@@ -848,7 +856,8 @@ class Pipeline:
     async def aclose(self, timeout: float | None) -> None:
         """Stop admission, drain within ``timeout``, drop the rest as ``shutdown_timeout``.
 
-        Survives one cancellation of the caller (the drain goes on); a second one aborts.
+        Survives one cancellation of the caller (the drain goes on); a second one aborts it,
+        and whatever is undelivered is then dropped at once.
         """
         if self._close_task is None:
             if self._loop is None:
@@ -865,13 +874,14 @@ class Pipeline:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
                 task.cancel()
+                self._abort()
                 raise
             raise
 
     async def _close(self, timeout: float | None) -> None:
         was_failed = self._state == "failed"
         self._state = "closing"
-        # Blocked admitters get their fallback now instead of waiting out enqueue_timeout.
+        # Blocked admitters get an error now instead of waiting out enqueue_timeout.
         for _, fut in list(self._blocked):
             if not fut.done():
                 fut.set_exception(ClientStateError("the client is closing"))
@@ -880,23 +890,17 @@ class Pipeline:
             for _ in range(self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1):
                 queue.put_nowait(_STOP)
         started = self._clock()
-        if self._workers and not was_failed:
-            _, pending = await asyncio.wait(self._workers, timeout=timeout)
-        else:
-            pending = set(self._workers)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
         before = self.dropped
-        self._drop_everything("shutdown_timeout")
+        try:
+            if self._workers and not was_failed:
+                await asyncio.wait(self._workers, timeout=timeout)
+        finally:
+            self._abort()
         if self._callback_tasks:
             await asyncio.wait(list(self._callback_tasks), timeout=1.0)
-        self._state = "closed"
         dropped = self.dropped - before
-        level = logging.WARNING if dropped else logging.INFO
         logger.log(
-            level,
+            logging.WARNING if dropped else logging.INFO,
             "customerio-async closed in %.2f s: %d delivered, %d rejected, %d dropped "
             "(%d at shutdown)",
             self._clock() - started,
@@ -905,6 +909,15 @@ class Pipeline:
             self.dropped,
             dropped,
         )
+
+    def _abort(self) -> None:
+        """Cancel the workers and drop everything undelivered (synchronous, idempotent)."""
+        if self._state != "failed":
+            self._state = "closing"
+        for task in self._workers:
+            task.cancel()
+        self._drop_everything("shutdown_timeout")
+        self._state = "closed"
 
     def _drop_everything(self, reason: str) -> None:
         for batch in self._in_flight_batches:
