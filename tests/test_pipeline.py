@@ -8,6 +8,7 @@ bounded time and says so.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -168,7 +169,7 @@ async def test_batches_are_byte_exact_and_carry_the_overflow(fake: FakeCustomerI
     assert all(len(b) <= limit for b in bodies)
     # Check before append: each batch closed only because the next operation (carried into
     # the following batch) would have pushed it over the limit.
-    for body, following in zip(bodies, bodies[1:]):
+    for body, following in itertools.pairwise(bodies):
         first = json.loads(following)["batch"][0]
         first_size = len(json.dumps(first, separators=(",", ":"), ensure_ascii=False).encode())
         assert len(body) + 1 + first_size > limit
