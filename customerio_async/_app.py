@@ -30,6 +30,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import dataclasses
 import datetime as _dt
 import email.utils
 import enum
@@ -184,16 +185,16 @@ class _SendRequest:
 
     __slots__ = ()
     _PATH: ClassVar[str]
-    # attribute name -> wire name, in the official SDK's order
-    _FIELDS: ClassVar[Mapping[str, str]]
+    # attribute name -> wire name; unlisted attributes keep their own name
+    _RENAMES: ClassVar[Mapping[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON payload this request sends (wire names; unset fields left out)."""
         out: dict[str, Any] = {}
-        for attr, wire in self._FIELDS.items():
-            value = getattr(self, attr)
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
             if value is not None:
-                out[wire] = value
+                out[self._RENAMES.get(f.name, f.name)] = value
         return out
 
     # The official SDK's spelling, for code that called it.
@@ -205,17 +206,10 @@ class _SendRequest:
         return f"{type(self).__name__}(fields=[{names}])"
 
 
-_COMMON = {
-    "transactional_message_id": "transactional_message_id",
-    "identifiers": "identifiers",
-    "disable_message_retention": "disable_message_retention",
-    "queue_draft": "queue_draft",
-    "message_data": "message_data",
-    "send_at": "send_at",
-    "language": "language",
-}
+# The official classes' parameter order is kept, so positional calls migrate unchanged.
 
 
+@dataclass(repr=False, eq=False, slots=True)
 class SendEmailRequest(_SendRequest):
     """A transactional email (``POST /v1/send/email``), as in the official SDK.
 
@@ -225,100 +219,32 @@ class SendEmailRequest(_SendRequest):
     (what every SDK sends) or a JSON string. Add files with :meth:`attach`.
     """
 
-    __slots__ = (
-        "_from",
-        "attachments",
-        "bcc",
-        "body",
-        "body_amp",
-        "body_plain",
-        "cc",
-        "disable_css_preprocessing",
-        "disable_message_retention",
-        "fake_bcc",
-        "headers",
-        "identifiers",
-        "language",
-        "message_data",
-        "preheader",
-        "queue_draft",
-        "reply_to",
-        "send_at",
-        "send_to_unsubscribed",
-        "subject",
-        "to",
-        "tracked",
-        "transactional_message_id",
-    )
     _PATH = "/v1/send/email"
-    _FIELDS = _COMMON | {
-        "_from": "from",
-        "to": "to",
-        "headers": "headers",
-        "reply_to": "reply_to",
-        "cc": "cc",
-        "bcc": "bcc",
-        "subject": "subject",
-        "preheader": "preheader",
-        "body": "body",
-        "body_plain": "body_plain",
-        "body_amp": "body_amp",
-        "fake_bcc": "fake_bcc",
-        "send_to_unsubscribed": "send_to_unsubscribed",
-        "tracked": "tracked",
-        "attachments": "attachments",
-        "disable_css_preprocessing": "disable_css_preprocessing",
-    }
+    _RENAMES: ClassVar[Mapping[str, str]] = {"_from": "from"}
 
-    def __init__(
-        self,
-        transactional_message_id: int | str | None = None,
-        to: str | None = None,
-        identifiers: IdentifierLike | None = None,
-        _from: str | None = None,
-        headers: Mapping[str, str] | str | None = None,
-        reply_to: str | None = None,
-        cc: str | None = None,
-        bcc: str | None = None,
-        subject: str | None = None,
-        preheader: str | None = None,
-        body: str | None = None,
-        body_plain: str | None = None,
-        body_amp: str | None = None,
-        fake_bcc: bool | None = None,
-        disable_message_retention: bool | None = None,
-        send_to_unsubscribed: bool | None = None,
-        tracked: bool | None = None,
-        queue_draft: bool | None = None,
-        message_data: Mapping[str, Any] | None = None,
-        attachments: dict[str, str] | None = None,
-        disable_css_preprocessing: bool | None = None,
-        send_at: int | _dt.datetime | None = None,
-        language: str | None = None,
-    ) -> None:
-        self.transactional_message_id = transactional_message_id
-        self.to = to
-        self.identifiers = identifiers
-        self._from = _from
-        self.headers = headers
-        self.reply_to = reply_to
-        self.cc = cc
-        self.bcc = bcc
-        self.subject = subject
-        self.preheader = preheader
-        self.body = body
-        self.body_plain = body_plain
-        self.body_amp = body_amp
-        self.fake_bcc = fake_bcc
-        self.disable_message_retention = disable_message_retention
-        self.send_to_unsubscribed = send_to_unsubscribed
-        self.tracked = tracked
-        self.queue_draft = queue_draft
-        self.message_data = message_data
-        self.attachments = attachments
-        self.disable_css_preprocessing = disable_css_preprocessing
-        self.send_at = send_at
-        self.language = language
+    transactional_message_id: int | str | None = None
+    to: str | None = None
+    identifiers: IdentifierLike | None = None
+    _from: str | None = None
+    headers: Mapping[str, str] | str | None = None
+    reply_to: str | None = None
+    cc: str | None = None
+    bcc: str | None = None
+    subject: str | None = None
+    preheader: str | None = None
+    body: str | None = None
+    body_plain: str | None = None
+    body_amp: str | None = None
+    fake_bcc: bool | None = None
+    disable_message_retention: bool | None = None
+    send_to_unsubscribed: bool | None = None
+    tracked: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    attachments: dict[str, str] | None = None
+    disable_css_preprocessing: bool | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
 
     def attach(self, name: str, content: str | bytes, encode: bool = True) -> None:
         """Add an attachment, base64-encoding it (as the official ``attach`` does).
@@ -343,7 +269,7 @@ class SendEmailRequest(_SendRequest):
             raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
             size, text = len(raw), base64.b64encode(raw).decode("ascii")
         else:
-            text = content.decode("ascii") if isinstance(content, bytes) else content
+            text = content.decode("ascii", "replace") if isinstance(content, bytes) else content
             size = _decoded_size(name, text)
         total = size + sum(_decoded_size(n, v) for n, v in current.items())
         _check_attachment_total(total)
@@ -351,6 +277,7 @@ class SendEmailRequest(_SendRequest):
         self.attachments = current
 
 
+@dataclass(repr=False, eq=False, slots=True)
 class SendPushRequest(_SendRequest):
     """A transactional push (``POST /v1/send/push``), as in the official SDK.
 
@@ -358,216 +285,97 @@ class SendPushRequest(_SendRequest):
     ``custom_device``.
     """
 
-    __slots__ = (
-        "custom_data",
-        "custom_payload",
-        "device",
-        "disable_message_retention",
-        "identifiers",
-        "image_url",
-        "language",
-        "link",
-        "message",
-        "message_data",
-        "queue_draft",
-        "send_at",
-        "send_to_unsubscribed",
-        "sound",
-        "title",
-        "to",
-        "transactional_message_id",
-    )
     _PATH = "/v1/send/push"
-    _FIELDS = _COMMON | {
-        "to": "to",
-        "send_to_unsubscribed": "send_to_unsubscribed",
-        "title": "title",
-        "message": "message",
-        "image_url": "image_url",
-        "link": "link",
-        "custom_data": "custom_data",
-        "custom_payload": "custom_payload",
-        "device": "custom_device",
-        "sound": "sound",
-    }
+    _RENAMES: ClassVar[Mapping[str, str]] = {"device": "custom_device"}
 
-    def __init__(
-        self,
-        transactional_message_id: int | str | None = None,
-        to: str | None = None,
-        identifiers: IdentifierLike | None = None,
-        title: str | None = None,
-        message: str | None = None,
-        disable_message_retention: bool | None = None,
-        send_to_unsubscribed: bool | None = None,
-        queue_draft: bool | None = None,
-        message_data: Mapping[str, Any] | None = None,
-        send_at: int | _dt.datetime | None = None,
-        language: str | None = None,
-        image_url: str | None = None,
-        link: str | None = None,
-        custom_data: Mapping[str, Any] | None = None,
-        custom_payload: Mapping[str, Any] | None = None,
-        device: Mapping[str, Any] | None = None,
-        sound: str | None = None,
-    ) -> None:
-        self.transactional_message_id = transactional_message_id
-        self.to = to
-        self.identifiers = identifiers
-        self.disable_message_retention = disable_message_retention
-        self.send_to_unsubscribed = send_to_unsubscribed
-        self.queue_draft = queue_draft
-        self.message_data = message_data
-        self.send_at = send_at
-        self.language = language
-        self.title = title
-        self.message = message
-        self.image_url = image_url
-        self.link = link
-        self.custom_data = custom_data
-        self.custom_payload = custom_payload
-        self.device = device
-        self.sound = sound
+    transactional_message_id: int | str | None = None
+    to: str | None = None
+    identifiers: IdentifierLike | None = None
+    title: str | None = None
+    message: str | None = None
+    disable_message_retention: bool | None = None
+    send_to_unsubscribed: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
+    image_url: str | None = None
+    link: str | None = None
+    custom_data: Mapping[str, Any] | None = None
+    custom_payload: Mapping[str, Any] | None = None
+    device: Mapping[str, Any] | None = None
+    sound: str | None = None
 
 
+@dataclass(repr=False, eq=False, slots=True)
 class SendSMSRequest(_SendRequest):
     """A transactional SMS (``POST /v1/send/sms``), as in the official SDK.
 
     ``to`` is an E.164 number or Liquid such as ``{{customer.phone}}``.
     """
 
-    __slots__ = (
-        "disable_message_retention",
-        "identifiers",
-        "language",
-        "message_data",
-        "queue_draft",
-        "send_at",
-        "send_to_unsubscribed",
-        "to",
-        "transactional_message_id",
-    )
     _PATH = "/v1/send/sms"
-    _FIELDS = _COMMON | {"to": "to", "send_to_unsubscribed": "send_to_unsubscribed"}
 
-    def __init__(
-        self,
-        transactional_message_id: int | str | None = None,
-        to: str | None = None,
-        identifiers: IdentifierLike | None = None,
-        disable_message_retention: bool | None = None,
-        send_to_unsubscribed: bool | None = None,
-        queue_draft: bool | None = None,
-        message_data: Mapping[str, Any] | None = None,
-        send_at: int | _dt.datetime | None = None,
-        language: str | None = None,
-    ) -> None:
-        self.transactional_message_id = transactional_message_id
-        self.to = to
-        self.identifiers = identifiers
-        self.disable_message_retention = disable_message_retention
-        self.send_to_unsubscribed = send_to_unsubscribed
-        self.queue_draft = queue_draft
-        self.message_data = message_data
-        self.send_at = send_at
-        self.language = language
+    transactional_message_id: int | str | None = None
+    to: str | None = None
+    identifiers: IdentifierLike | None = None
+    disable_message_retention: bool | None = None
+    send_to_unsubscribed: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
 
 
+@dataclass(repr=False, eq=False, slots=True)
 class SendWhatsAppRequest(_SendRequest):
     """A transactional WhatsApp message (``POST /v1/send/whatsapp``), as in the official SDK."""
 
-    __slots__ = (
-        "disable_message_retention",
-        "identifiers",
-        "language",
-        "message_data",
-        "queue_draft",
-        "send_at",
-        "send_to_unsubscribed",
-        "to",
-        "tracked",
-        "transactional_message_id",
-    )
     _PATH = "/v1/send/whatsapp"
-    _FIELDS = _COMMON | {
-        "to": "to",
-        "send_to_unsubscribed": "send_to_unsubscribed",
-        "tracked": "tracked",
-    }
 
-    def __init__(
-        self,
-        transactional_message_id: int | str | None = None,
-        to: str | None = None,
-        identifiers: IdentifierLike | None = None,
-        tracked: bool | None = None,
-        disable_message_retention: bool | None = None,
-        send_to_unsubscribed: bool | None = None,
-        queue_draft: bool | None = None,
-        message_data: Mapping[str, Any] | None = None,
-        send_at: int | _dt.datetime | None = None,
-        language: str | None = None,
-    ) -> None:
-        self.transactional_message_id = transactional_message_id
-        self.to = to
-        self.identifiers = identifiers
-        self.tracked = tracked
-        self.disable_message_retention = disable_message_retention
-        self.send_to_unsubscribed = send_to_unsubscribed
-        self.queue_draft = queue_draft
-        self.message_data = message_data
-        self.send_at = send_at
-        self.language = language
+    transactional_message_id: int | str | None = None
+    to: str | None = None
+    identifiers: IdentifierLike | None = None
+    tracked: bool | None = None
+    disable_message_retention: bool | None = None
+    send_to_unsubscribed: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
 
 
-class _TemplateOnlyRequest(_SendRequest):
-    """The inbox and in-app shapes: a template, a person and optional data."""
-
-    __slots__ = (
-        "disable_message_retention",
-        "identifiers",
-        "language",
-        "message_data",
-        "queue_draft",
-        "send_at",
-        "transactional_message_id",
-    )
-    _FIELDS = _COMMON
-
-    def __init__(
-        self,
-        transactional_message_id: int | str | None = None,
-        identifiers: IdentifierLike | None = None,
-        disable_message_retention: bool | None = None,
-        queue_draft: bool | None = None,
-        message_data: Mapping[str, Any] | None = None,
-        send_at: int | _dt.datetime | None = None,
-        language: str | None = None,
-    ) -> None:
-        self.transactional_message_id = transactional_message_id
-        self.identifiers = identifiers
-        self.disable_message_retention = disable_message_retention
-        self.queue_draft = queue_draft
-        self.message_data = message_data
-        self.send_at = send_at
-        self.language = language
-
-
-class SendInboxMessageRequest(_TemplateOnlyRequest):
+@dataclass(repr=False, eq=False, slots=True)
+class SendInboxMessageRequest(_SendRequest):
     """A transactional inbox message (``POST /v1/send/inbox_message``), as in the official SDK."""
 
-    __slots__ = ()
     _PATH = "/v1/send/inbox_message"
 
+    transactional_message_id: int | str | None = None
+    identifiers: IdentifierLike | None = None
+    disable_message_retention: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
 
-class SendInAppRequest(_TemplateOnlyRequest):
+
+@dataclass(repr=False, eq=False, slots=True)
+class SendInAppRequest(_SendRequest):
     """A transactional in-app message (``POST /v1/send/in_app``), as in the official SDK.
 
     The workspace must have in-app messaging enabled (otherwise the API answers 403).
     """
 
-    __slots__ = ()
     _PATH = "/v1/send/in_app"
+
+    transactional_message_id: int | str | None = None
+    identifiers: IdentifierLike | None = None
+    disable_message_retention: bool | None = None
+    queue_draft: bool | None = None
+    message_data: Mapping[str, Any] | None = None
+    send_at: int | _dt.datetime | None = None
+    language: str | None = None
 
 
 # ============================================================================ validation
@@ -800,7 +608,7 @@ def _user_entry(entry: Any, index: int) -> dict[str, Any]:
         raise ValidationError(
             f"{where} needs exactly one of id or email, plus an optional data", field=where
         )
-    out = {keys[0]: check_identifier(entry[keys[0]], f"{where}.{keys[0]}")}
+    out: dict[str, Any] = {keys[0]: check_identifier(entry[keys[0]], f"{where}.{keys[0]}")}
     if entry.get("data") is not None:
         out["data"] = _check_mapping(entry["data"], f"{where}.data")
     return out
@@ -937,14 +745,17 @@ class _Gate:
         self.interval = 1.0 / limit.requests_per_second if limit is not None else 0.0
 
     async def wait(self) -> None:
-        while (delay := self._paused_until - self._clock()) > 0:
+        # A pause may be extended while we sleep (another 429), so re-check after waking.
+        while (delay := self._paused_until - self._clock()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
         if self._bucket is not None:
             delay = self._bucket.reserve()
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def pause(self, seconds: float) -> None:
+    def pause_after_429(self, retry_after: float | None, cap: float) -> None:
+        # The server's wait when it gave one (capped), else one slot of the documented rate.
+        seconds = min(retry_after, cap) if retry_after is not None else self.interval
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
@@ -1147,10 +958,7 @@ class APIClient:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if status == 429:
                     for gate in gates:
-                        cap = retry.max_retry_after
-                        gate.pause(
-                            min(retry_after, cap) if retry_after is not None else gate.interval
-                        )
+                        gate.pause_after_429(retry_after, retry.max_retry_after)
                 if (
                     status not in retryable
                     or attempt >= retry.direct_attempts

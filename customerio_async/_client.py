@@ -49,8 +49,25 @@ from ._exceptions import (
     parse_error_body,
 )
 from ._identifiers import IdentifierLike
+from ._middleware import (
+    AccountingLayer,
+    GateLayer,
+    HTTPMiddleware,
+    HTTPRequest,
+    RetryLayer,
+    WorkspaceState,
+    build_chain,
+)
 from ._operations import Operation
-from ._pipeline import DELIVERED, FlushResult, OutcomeCallback, Pipeline, Receipt, Statistics
+from ._pipeline import (
+    DELIVERED,
+    FlushResult,
+    OutcomeCallback,
+    Pipeline,
+    Receipt,
+    Statistics,
+    unmappable_batch_errors,
+)
 from ._retry import parse_retry_after
 from ._transport import AiohttpTransport, HTTPResponse
 from ._validation import check_size
@@ -149,6 +166,9 @@ class CustomerIO:
         on_outcome: Called with each receipt when it reaches its outcome (sync or async;
             exceptions are logged, never propagated).
         on_drop: Called with each receipt that is dropped.
+        http_middleware: Your HTTP middleware, ``async def mw(request, call_next)``; they
+            run inside the retry and rate-limit layers, once per attempt (see
+            :mod:`customerio_async._middleware` for the onion).
 
     Raises:
         ConfigurationError: Missing credentials, unknown region or a bad ``track_url``.
@@ -170,6 +190,7 @@ class CustomerIO:
         user_agent: str | None = None,
         on_outcome: OutcomeCallback | None = None,
         on_drop: OutcomeCallback | None = None,
+        http_middleware: Sequence[HTTPMiddleware] = (),
     ) -> None:
         site = env_or(site_id, ENV_SITE_ID, "site_id")
         key = env_or(api_key, ENV_API_KEY, "api_key")
@@ -192,11 +213,29 @@ class CustomerIO:
             pool=pool,
             user_agent=user_agent,
         )
+        # The HTTP onion, built once (see _middleware): retry → gate → yours → accounting.
+        self._workspace = WorkspaceState(retry)
+        self._accounting = AccountingLayer()
+        inner: list[HTTPMiddleware] = [
+            GateLayer(self._workspace, rate_limit),
+            *http_middleware,
+            self._accounting,
+        ]
+        terminal = self._transport_handler
+        self._http_pipeline = build_chain(
+            terminal,
+            [RetryLayer(retry, self._workspace, unmappable=unmappable_batch_errors), *inner],
+        )
+        self._http_direct = build_chain(
+            terminal, [RetryLayer(retry, self._workspace, direct=True), *inner]
+        )
         self._pipeline = Pipeline(
-            self._transport,
+            self._http_pipeline,
             batch=batch,
             retry=retry,
-            rate_limit=rate_limit,
+            state=self._workspace,
+            accounting=self._accounting,
+            region=self._region.value,
             on_outcome=on_outcome,
             on_drop=on_drop,
         )
@@ -305,11 +344,21 @@ class CustomerIO:
 
     # ------------------------------------------------------------------ sending
 
+    async def _transport_handler(self, request: HTTPRequest) -> HTTPResponse:
+        return await self._transport.request(
+            request.method,
+            request.path,
+            body=request.body,
+            headers=request.headers or None,
+            endpoint=request.endpoint,
+        )
+
     async def _request(
         self, method: str, path: str, body: bytes | None, endpoint: str
     ) -> HTTPResponse:
         self._check_open()
-        response = await self._pipeline.send_direct(method, path, body, endpoint)
+        request = HTTPRequest(method, path, body, endpoint, region=self._region.value)
+        response = await self._http_direct(request)
         if 200 <= response.status < 300:
             return response
         raise make_status_error(

@@ -27,25 +27,29 @@ import asyncio
 import collections
 import inspect
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ._config import BatchConfig, RateLimit, RetryPolicy
+from ._config import BatchConfig, RetryPolicy
 from ._exceptions import (
     BufferFullError,
     ClientStateError,
-    ConnectionLostError,
-    TransportError,
     parse_error_body,
 )
+from ._middleware import (
+    AccountingLayer,
+    GiveUp,
+    Histogram,
+    HTTPHandler,
+    HTTPRequest,
+    WorkspaceState,
+)
 from ._operations import Operation
-from ._ratelimit import RateLimitedLog, TokenBucket
-from ._retry import parse_retry_after
-from ._transport import AiohttpTransport, HTTPResponse
+from ._ratelimit import RateLimitedLog
+from ._transport import HTTPResponse
 
 __all__ = ["FlushResult", "Outcome", "Pipeline", "Receipt", "Statistics"]
 
@@ -54,8 +58,8 @@ logger = logging.getLogger("customerio_async")
 _ENVELOPE_HEAD = b'{"batch":['
 _ENVELOPE_TAIL = b"]}"
 _ENVELOPE = len(_ENVELOPE_HEAD) + len(_ENVELOPE_TAIL)
-_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-_AUTH = frozenset({401, 403})
+BATCH_OPS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
+BATCH_BYTES_BUCKETS = (1e3, 5e3, 1e4, 5e4, 1e5, 2e5, 3e5, 4e5, 4.5e5, 5e5)
 # A 400 on a multi-operation batch is bisected like a 413, so one malformed operation is
 # isolated (and rejected) instead of taking its batch-mates down with it.
 _SPLIT = frozenset({400, 413})
@@ -232,28 +236,43 @@ _STOP = _Marker("stop")
 _FLUSH = _Marker("flush")
 
 
+def unmappable_batch_errors(request: HTTPRequest, response: HTTPResponse) -> bool:
+    """Whether a 2xx batch response lists errors we cannot map to its operations.
+
+    Such a response is retried like a server error: accepting it would report rejected
+    operations as delivered (Customer.io's own integrations treat it as a 502).
+    """
+    if request.endpoint != "/api/v2/batch" or response.body in (b"{}", b""):
+        return False
+    errors = parse_error_body(response.body)
+    return any(e.batch_index is None or not 0 <= e.batch_index < request.ops for e in errors)
+
+
 class Pipeline:
     """The batching send pipeline behind a batched :class:`CustomerIO` client."""
 
     def __init__(
         self,
-        transport: AiohttpTransport,
+        http: HTTPHandler,
         *,
         batch: BatchConfig,
         retry: RetryPolicy,
-        rate_limit: RateLimit | None,
+        state: WorkspaceState,
+        accounting: AccountingLayer,
+        region: str = "us",
         on_outcome: OutcomeCallback | None = None,
         on_drop: OutcomeCallback | None = None,
     ) -> None:
-        self._transport = transport
+        self._http = http
         self._cfg = batch
         self._retry = retry
+        self._ws = state
+        self._acct = accounting
+        self._region = region
         self._on_outcome = on_outcome
         self._on_drop = on_drop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clock = time.monotonic
-        self._rate_limit = rate_limit
-        self._bucket = TokenBucket(rate_limit, self._clock) if rate_limit else None
         self._log = RateLimitedLog()
         n = batch.max_concurrent_requests
         shared = batch.ordering == "none"
@@ -262,8 +281,6 @@ class Pipeline:
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight_batches: list[list[Receipt] | None] = [None] * n
         self._sem = asyncio.Semaphore(n)
-        self._paused_until = 0.0
-        self._budget = retry.budget
         # buffer accounting (admitted and not yet terminal)
         self._buf_ops = 0
         self._buf_bytes = 0
@@ -276,14 +293,12 @@ class Pipeline:
         self.delivered = 0
         self.rejected = 0
         self.dropped = 0
-        self.requests = 0
         self.batches = 0
-        self.bytes_sent = 0
-        self.retries = 0
-        self.in_flight = 0
         self._rejected_by: collections.Counter[str] = collections.Counter()
         self._dropped_by: collections.Counter[str] = collections.Counter()
-        self._retries_by: collections.Counter[str] = collections.Counter()
+        self.batch_ops = Histogram(BATCH_OPS_BUCKETS)
+        self.batch_bytes = Histogram(BATCH_BYTES_BUCKETS)
+        self.end_to_end = Histogram()
         self._epoch = _Epoch()
         self._epochs: collections.deque[_Epoch] = collections.deque([self._epoch])
         self._state = "new"
@@ -294,7 +309,7 @@ class Pipeline:
     def __repr__(self) -> str:
         return (
             f"<Pipeline state={self._state} lanes={self._n_lanes} "
-            f"buffered={self._buf_ops} in_flight={self.in_flight}>"
+            f"buffered={self._buf_ops} in_flight={self._acct.in_flight}>"
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -305,8 +320,6 @@ class Pipeline:
             return
         self._loop = asyncio.get_running_loop()
         self._clock = self._loop.time
-        if self._rate_limit is not None:  # rebuilt on the loop's clock, which sleeps use
-            self._bucket = TokenBucket(self._rate_limit, self._clock)
         self._queues = [asyncio.Queue() for _ in range(self._n_lanes)]
         for i in range(self._cfg.max_concurrent_requests):
             queue = self._queues[i % self._n_lanes]
@@ -472,6 +485,7 @@ class Pipeline:
         receipt.outcome = outcome
         epoch = receipt._epoch
         status = outcome.status
+        self.end_to_end.observe(self._clock() - receipt.admitted_at)
         if status == "delivered":
             self.delivered += 1
         elif status == "rejected":
@@ -583,9 +597,9 @@ class Pipeline:
         body = b"".join((_ENVELOPE_HEAD, b",".join([r.data for r in batch]), _ENVELOPE_TAIL))
         assert len(body) == size
         self.batches += 1
-        response = await self._attempt_until_final(
-            batch, "POST", "/api/v2/batch", body, "/api/v2/batch"
-        )
+        self.batch_ops.observe(len(batch))
+        self.batch_bytes.observe(size)
+        response = await self._attempt(batch, "POST", "/api/v2/batch", body, "/api/v2/batch")
         if response is None:
             return
         status = response.status
@@ -626,7 +640,7 @@ class Pipeline:
         batch = [receipt]
         receipt._taken = True
         self._in_flight_batches[index] = batch
-        response = await self._attempt_until_final(
+        response = await self._attempt(
             batch, v1.method, v1.path(), receipt.data or None, "/api/v1" + v1.template
         )
         self._in_flight_batches[index] = None
@@ -637,15 +651,7 @@ class Pipeline:
         else:
             self._reject(batch, response)
 
-    def _unmappable(self, batch: list[Receipt], response: HTTPResponse) -> bool:
-        # A 2xx whose errors[] cannot be matched to our operations is treated like a server
-        # error (retried): accepting it would report rejected operations as delivered.
-        if response.body in (b"{}", b""):
-            return False
-        errors = parse_error_body(response.body)
-        return any(e.batch_index is None or not 0 <= e.batch_index < len(batch) for e in errors)
-
-    async def _attempt_until_final(
+    async def _attempt(
         self,
         batch: list[Receipt],
         method: str,
@@ -653,172 +659,32 @@ class Pipeline:
         body: bytes | None,
         endpoint: str,
     ) -> HTTPResponse | None:
-        """Send with retries. Returns a final response (2xx or non-retryable), or ``None``
-        when the operations were dropped (deadline, attempts) — they are finished then."""
-        retry = self._retry
-        deadline = min(r.admitted_at for r in batch) + retry.delivery_timeout
-        attempt = 0
-        fresh_reset_retry = True
-        last_cause = "none"
-        last_status: int | None = None
-        while True:
-            await self._gate()
-            attempt += 1
-            response: HTTPResponse | None = None
-            retry_after: float | None = None
-            try:
-                async with self._sem:
-                    self.in_flight += 1
-                    self.requests += 1
-                    self.bytes_sent += len(body or b"")
-                    try:
-                        response = await self._transport.request(
-                            method,
-                            path,
-                            body=body,
-                            endpoint=endpoint,
-                            headers={"X-Retry-Count": str(attempt - 1)} if attempt > 1 else None,
-                        )
-                    finally:
-                        self.in_flight -= 1
-            except ConnectionLostError:
-                cause = "connection_lost"
-                # A reset on a reused keep-alive socket is retried once at once (the server
-                # closed an idle connection under us); the event ULIDs make it safe.
-                if fresh_reset_retry:
-                    fresh_reset_retry = False
-                    self._count_retry(cause)
-                    continue
-            except TransportError as exc:
-                cause = type(exc).__name__
-            else:
-                status = response.status
-                last_status = status
-                if 200 <= status < 300 and not self._unmappable(batch, response):
-                    self._budget = min(retry.budget, self._budget + retry.budget_refill)
-                    return response
-                if status in _AUTH:
-                    cause = "auth_failed"
-                    self._paused_until = max(self._paused_until, self._clock() + retry.auth_pause)
-                    self._log.log(
-                        logging.ERROR,
-                        "auth",
-                        "Customer.io answered %d: check the site id and API key; "
-                        "sending is paused for %.0f s",
-                        status,
-                        retry.auth_pause,
-                    )
-                elif status in _RETRYABLE or 200 <= status < 300:
-                    cause = f"http_{status}" if status >= 300 else "invalid_response"
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    if status == 429:
-                        self._pause_for_429(retry_after, attempt)
-                else:
-                    return response  # non-retryable: the caller rejects or splits
-            last_cause = cause
-            self._budget = max(0.0, self._budget - 1.0)
-            delay = self._backoff(attempt, retry_after)
-            now = self._clock()
-            if attempt >= retry.max_attempts:
-                self._drop_batch(batch, "retries_exhausted", last_cause, last_status)
-                return None
-            if now + delay >= deadline:
-                reason = "auth_failed" if last_cause == "auth_failed" else "delivery_timeout"
-                self._drop_batch(batch, reason, last_cause, last_status)
-                return None
-            self._count_retry(cause)
-            logger.debug("retrying %s in %.3f s after %s", endpoint, delay, cause)
-            await asyncio.sleep(delay)
-
-    def _count_retry(self, cause: str) -> None:
-        self.retries += 1
-        self._retries_by[cause] += 1
-
-    def _drop_batch(
-        self, batch: list[Receipt], reason: str, cause: str, status: int | None
-    ) -> None:
-        self._log.log(
-            logging.WARNING, reason, "dropping operations: %s (last error: %s)", reason, cause
+        """Send through the HTTP chain (retries included). Returns the final response (2xx
+        or not retryable), or ``None`` when the operations were dropped — they are finished
+        then."""
+        request = HTTPRequest(
+            method,
+            path,
+            body,
+            endpoint,
+            region=self._region,
+            deadline=min(r.admitted_at for r in batch) + self._retry.delivery_timeout,
+            ops=len(batch),
         )
-        self._finish_all(batch, Outcome("dropped", reason, f"last error: {cause}", status))
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        retry = self._retry
-        if self._budget < retry.budget / 2:
-            # Retry budget spent: probe slowly instead of hammering a struggling API.
-            ceiling = retry.backoff_cap
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        else:
-            ceiling = min(retry.backoff_cap, retry.backoff_base * (2 ** (attempt - 1)))
-            delay = random.uniform(0, ceiling)  # full jitter
-        if retry_after is not None:
-            floor = min(retry_after, retry.max_retry_after)
-            delay = max(delay, floor) + random.uniform(0, 0.1 * floor)
-        return delay
-
-    def _pause_for_429(self, retry_after: float | None, attempt: int) -> None:
-        retry = self._retry
-        if retry_after is not None:
-            pause = min(retry_after, retry.max_retry_after)
-        else:
-            pause = random.uniform(
-                0, min(retry.backoff_cap, retry.backoff_base * 2 ** (attempt - 1))
+        try:
+            async with self._sem:
+                return await self._http(request)
+        except GiveUp as exc:
+            self._log.log(
+                logging.WARNING,
+                exc.reason,
+                "dropping operations: %s (last error: %s)",
+                exc.reason,
+                exc.cause,
             )
-        self._paused_until = max(self._paused_until, self._clock() + pause)
-
-    async def _gate(self) -> None:
-        # The workspace-wide pause (429, auth) first, then the client-side rate limit.
-        while True:
-            wait = self._paused_until - self._clock()
-            if wait <= 0:
-                break
-            await asyncio.sleep(wait)
-        if self._bucket is not None:
-            wait = self._bucket.reserve()
-            if wait > 0:
-                await asyncio.sleep(wait)
-
-    async def send_direct(
-        self, method: str, path: str, body: bytes | None, endpoint: str
-    ) -> HTTPResponse:
-        """Direct mode: one request, retried on 408/429/5xx/transport errors up to
-        ``direct_attempts``; a server-requested wait longer than ``backoff_cap`` is not slept
-        through but returned, so the caller raises :class:`RateLimitError` promptly.
-
-        Returns:
-            The final response, whatever its status.
-
-        Raises:
-            TransportError: The last attempt got no response.
-        """
-        retry = self._retry
-        attempt = 0
-        while True:
-            await self._gate()
-            attempt += 1
-            retry_after: float | None = None
-            self.requests += 1
-            self.in_flight += 1
-            try:
-                response = await self._transport.request(method, path, body=body, endpoint=endpoint)
-            except TransportError as exc:
-                if attempt >= retry.direct_attempts:
-                    raise
-                cause = type(exc).__name__
-            else:
-                status = response.status
-                if status not in _RETRYABLE:
-                    return response
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                if status == 429:
-                    self._pause_for_429(retry_after, attempt)
-                if attempt >= retry.direct_attempts or (retry_after or 0) > retry.backoff_cap:
-                    return response
-                cause = f"http_{status}"
-            finally:
-                self.in_flight -= 1
-            self._count_retry(cause)
-            await asyncio.sleep(self._backoff(attempt, retry_after))
+            message = f"last error: {exc.cause}"
+            self._finish_all(batch, Outcome("dropped", exc.reason, message, exc.status))
+            return None
 
     # ------------------------------------------------------------------ flush / close
 
@@ -950,13 +816,13 @@ class Pipeline:
             pending=self.accepted - terminal,
             buffered_ops=self._buf_ops,
             buffered_bytes=self._buf_bytes,
-            in_flight_requests=self.in_flight,
-            requests=self.requests,
+            in_flight_requests=self._acct.in_flight,
+            requests=self._acct.requests,
             batches=self.batches,
-            bytes_sent=self.bytes_sent,
-            retries=self.retries,
+            bytes_sent=self._acct.bytes_sent,
+            retries=self._ws.retries,
             rejected_by_reason=MappingProxyType(dict(self._rejected_by)),
             dropped_by_reason=MappingProxyType(dict(self._dropped_by)),
-            retries_by_cause=MappingProxyType(dict(self._retries_by)),
+            retries_by_cause=MappingProxyType(dict(self._ws.retries_by_cause)),
             state=self._state,
         )

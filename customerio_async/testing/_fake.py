@@ -1,8 +1,10 @@
-"""The fake Customer.io Track API server, :class:`FakeCustomerIO`.
+"""The fake Customer.io server, :class:`FakeCustomerIO` (Track API and App API).
 
 An ``aiohttp.web`` app on loopback that implements the Track v1 and v2 endpoints of the
-shared contract (§2, §3), enforces its rules (§9, via :mod:`._rules`), records every
-request and every applied operation, and can act out scripted faults (:mod:`._faults`).
+shared contract (§2, §3) and the App API's sends and broadcast triggers (§4, via
+:mod:`._fake_app`), enforces their rules (§9, via :mod:`._rules`), records every request and
+every applied operation, and can act out scripted faults (:mod:`._faults`). It can also emit
+signed reporting webhooks (§6) to a receiver under test.
 
 It deliberately imports nothing from the client side of ``customerio_async``: it is a
 second, independent reading of the contract, so a misreading in the client shows up as a
@@ -30,14 +32,16 @@ from typing import Any, Final, Literal
 
 from aiohttp import web
 
+from . import _fake_app as app_rules
 from . import _rules as rules
+from ._fake_app import AppliedSend, AppliedTrigger
 from ._faults import Fault, FaultQueue
 from ._rules import RuleViolation
 
 Region = Literal["us", "eu"]
 V1ErrorEnvelope = Literal["meta.error", "meta.errors"]
-_Auth = Literal["track", "none"]  # the App API (/v1/send/*) will add "app" (Bearer)
-_Envelope = Literal["v1", "v2"]
+_Auth = Literal["track", "app", "none"]  # Basic site_id:api_key, Bearer app key, nothing
+_Envelope = Literal["v1", "v2", "app"]
 
 _REGION_URLS: Final[Mapping[str, str]] = {
     "us": "https://track.customer.io",
@@ -259,13 +263,15 @@ class FakeCustomerIO:
         latency: float = 0.0,
         strict_ulid: bool = True,
         v1_error_envelope: V1ErrorEnvelope = "meta.error",
+        broadcast_interval: float = 10.0,
+        in_app_enabled: bool = True,
     ) -> None:
         """Configure the fake; nothing is bound until :meth:`start`.
 
         Args:
             site_id: Track API site id (Basic auth username).
             api_key: Track API key (Basic auth password).
-            app_api_key: App API key; kept for the App API endpoints to come.
+            app_api_key: App API key (``Authorization: Bearer <key>`` on ``/v1/...``).
             host: Interface to bind; loopback by default.
             port: Port to bind; 0 picks a free one (read it back from :attr:`port`).
             region: What ``GET /api/v1/accounts/region`` reports.
@@ -274,6 +280,10 @@ class FakeCustomerIO:
             strict_ulid: Reject event ids that are not ULIDs with 400 (§10 U13).
             v1_error_envelope: Shape of v1 400 bodies: ``{"meta": {"error": "..."}}`` or
                 ``{"meta": {"errors": ["..."]}}`` (§2.6; the contract documents both).
+            broadcast_interval: Seconds between accepted broadcast triggers; sooner ones get
+                429 (Customer.io: one per 10 s per workspace). Shorten it in tests.
+            in_app_enabled: When False, ``/v1/send/in_app`` answers 403 like a workspace
+                without in-app messaging.
 
         Raises:
             ValueError: An option is out of range.
@@ -307,6 +317,9 @@ class FakeCustomerIO:
         self._seen_event_ids: set[str] = set()
         self._people: dict[str, dict[str, Any]] = {}
         self._faults = FaultQueue()
+        self._app = app_rules.FakeAppAPI(
+            broadcast_interval=broadcast_interval, in_app_enabled=in_app_enabled
+        )
         # clear() bumps this so requests that straddle it cannot write into the new history.
         self._generation = 0
         # Set and replaced on every state change; waiters re-check their condition.
@@ -399,8 +412,18 @@ class FakeCustomerIO:
 
     @property
     def app_api_key(self) -> str:
-        """The App API key the fake will accept once the App API is added."""
+        """The App API key the fake accepts as ``Authorization: Bearer <key>``."""
         return self._app_api_key
+
+    @property
+    def sends(self) -> list[AppliedSend]:
+        """Every transactional message accepted (``/v1/send/*``), in order."""
+        return self._app.sends
+
+    @property
+    def triggers(self) -> list[AppliedTrigger]:
+        """Every broadcast trigger accepted, in order, with its per-recipient errors."""
+        return self._app.triggers
 
     @property
     def region(self) -> Region:
@@ -446,6 +469,34 @@ class FakeCustomerIO:
         self._seen_event_ids.clear()
         self._people.clear()
         self._faults.clear()
+        self._app.clear()
+
+    async def emit_webhook(
+        self,
+        url: str,
+        event: Mapping[str, Any] | bytes,
+        signing_key: str,
+        *,
+        timestamp: int | None = None,
+    ) -> int:
+        """POST a signed reporting-webhook event to your receiver, like Customer.io does.
+
+        The body is the compact JSON of ``event`` (or ``event`` itself when it is bytes),
+        with ``X-CIO-Timestamp`` and ``X-CIO-Signature`` (hex HMAC-SHA256 of
+        ``v0:{timestamp}:{body}`` keyed with ``signing_key``) and Customer.io's 4 s timeout.
+
+        Args:
+            url: The receiver's URL.
+            event: A reporting-webhook event, e.g. ``{"event_id": ..., "object_type":
+                "email", "metric": "sent", "timestamp": ..., "data": {...}}``.
+            signing_key: The webhook's signing key.
+            timestamp: ``X-CIO-Timestamp``; defaults to now (pass an old one to test
+                replay protection).
+
+        Returns:
+            The receiver's HTTP status.
+        """
+        return await app_rules.emit_webhook(url, event, signing_key, timestamp=timestamp)
 
     async def wait_for_operations(self, n: int, timeout: float = 5.0) -> None:
         """Wait until at least ``n`` operations have been applied.
@@ -618,7 +669,9 @@ class FakeCustomerIO:
 
     def _error_reply(self, envelope: _Envelope, violation: RuleViolation) -> _Reply:
         payload: dict[str, Any]
-        if envelope == "v2":
+        if envelope == "app":
+            payload = {"meta": {"error": violation.message}}
+        elif envelope == "v2":
             error = {"reason": violation.reason, "field": violation.field}
             payload = {"errors": [{**error, "message": violation.message}]}
         elif self._v1_error_envelope == "meta.errors":
@@ -633,6 +686,7 @@ class FakeCustomerIO:
         v1 = ("api", "v1")
         person = (*v1, "customers", "{identifier}")
         segment = (*v1, "segments", "{segment_id}")
+        broadcast = ("v1", "campaigns", "{broadcast_id}")
 
         def track_v1(method: str, template: tuple[str, ...], handler: _Handler) -> _Route:
             return _Route(method, template, "track", "v1", handler)
@@ -656,6 +710,16 @@ class FakeCustomerIO:
             _Route("POST", (*v1, "metrics"), "none", "v1", self._metric),
             _Route("POST", ("api", "v2", "entity"), "track", "v2", self._entity),
             _Route("POST", ("api", "v2", "batch"), "track", "v2", self._batch),
+            # App API (§4), Bearer auth.
+            _Route("POST", ("v1", "send", "{channel}"), "app", "app", self._app_send),
+            _Route("POST", (*broadcast, "triggers"), "app", "app", self._app_trigger),
+            _Route(
+                "GET",
+                (*broadcast, "triggers", "{trigger_id}", "errors"),
+                "app",
+                "app",
+                self._app_trigger_errors,
+            ),
         )
 
     def _dispatch(
@@ -689,6 +753,10 @@ class FakeCustomerIO:
             request.headers.get("Authorization"), self._site_id, self._api_key
         ):
             return _Reply(401)
+        if route.auth == "app" and not app_rules.bearer_matches(
+            request.headers.get("Authorization"), self._app_api_key
+        ):
+            return _json_reply(*app_rules.UNAUTHORIZED)
         call = _Call(
             params=params,
             query=dict(request.rel_url.query.items()),
@@ -841,6 +909,47 @@ class FakeCustomerIO:
         )
         self._apply(call, operation)
         return _OK
+
+    # ----------------------------------------------------------------------- App handlers
+
+    def _app_reply(self, call: _Call, handle: Callable[[bool], app_rules.AppReply]) -> _Reply:
+        """Run an App handler; it records only when the call belongs to this generation."""
+        record = call.generation == self._generation
+        try:
+            status, payload = handle(record)
+        except app_rules.AppViolation as violation:
+            return _json_reply(violation.status, violation.payload)
+        if record:
+            self._notify()
+        return _json_reply(status, payload)
+
+    def _app_send(self, call: _Call) -> _Reply:
+        return self._app_reply(
+            call,
+            lambda record: self._app.send(
+                call.params["channel"], call.body, call.request_index, record
+            ),
+        )
+
+    def _app_trigger(self, call: _Call) -> _Reply:
+        return self._app_reply(
+            call,
+            lambda record: self._app.trigger(
+                call.params["broadcast_id"],
+                call.body,
+                call.request_index,
+                record,
+                lambda kind, value: f"{kind}:{value}" in self._people,
+            ),
+        )
+
+    def _app_trigger_errors(self, call: _Call) -> _Reply:
+        return self._app_reply(
+            call,
+            lambda _record: self._app.trigger_errors(
+                call.params["broadcast_id"], call.params["trigger_id"], call.query
+            ),
+        )
 
     # ----------------------------------------------------------------------- v2 handlers
 
