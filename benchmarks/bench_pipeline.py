@@ -331,8 +331,10 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
             batches=limit.batches,
         )
     else:
+        import customerio_async
         from customerio_async import BatchConfig, CustomerIO
 
+        out["sdk_path"] = str(Path(customerio_async.__file__).parent)
         kwargs: dict[str, Any] = {"track_url": args.url}
         if row == "tuned":
             kwargs.update(rate_limit=None, batch=BatchConfig(max_batch_ops=5000))
@@ -393,13 +395,19 @@ def client_main(args: argparse.Namespace) -> int:
 class Server:
     """The benchmark server subprocess (``server.py``)."""
 
-    def __init__(self, impl: str, validate: bool, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self, impl: str, validate: bool, env: dict[str, str], startup_timeout: float = 20.0
+    ) -> None:
         cmd = [sys.executable, str(SERVER), "--port", "0", "--site-id", SITE_ID]
         cmd += ["--api-key", API_KEY, "--impl", impl, "--cpu", str(SERVER_CPU)]
         if validate:
             cmd.append("--validate")
         self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=env,
         )
         assert self._proc.stdout is not None
         ready, _, _ = select.select([self._proc.stdout], [], [], startup_timeout)
@@ -437,7 +445,12 @@ class Server:
 
 
 def _run_client(
-    row: str, ops: int, server: Server, args: argparse.Namespace, profile: Path | None = None
+    row: str,
+    ops: int,
+    server: Server,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--client", row, "--url", server.url]
     cmd += ["--ops", str(ops), "--sample-every", str(args.sample_every)]
@@ -447,7 +460,7 @@ def _run_client(
     server.reset()
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=args.timeout + 15, check=False
+            cmd, capture_output=True, text=True, timeout=args.timeout + 15, check=False, env=env
         )
     except subprocess.TimeoutExpired:
         return {"row": row, "ops": ops, "error": f"timed out after {args.timeout + 15:.0f} s"}
@@ -456,9 +469,14 @@ def _run_client(
     stats = server.stats()
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = proc.stderr.strip().splitlines()[-5:]
-        return {"row": row, "ops": ops, "error": " | ".join(tail) or f"exit {proc.returncode}"}
+        # The exception line of the traceback, kept table-safe.
+        tail = [ln.strip() for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        error = (tail[-1] if tail else f"exit {proc.returncode}").replace("|", "/")
+        return {"row": row, "ops": ops, "error": error}
     result: dict[str, Any] = json.loads(lines[-1])
+    expected = env.get("CIO_BENCH_SDK")
+    if expected and not result.get("sdk_path", expected).startswith(expected):
+        return {"row": row, "ops": ops, "error": f"measured {result['sdk_path']}, not the snapshot"}
     result["server"] = stats
     result["server_ops"] = stats["ops"]
     result["duplicates"] = stats["duplicates"]
@@ -499,7 +517,7 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
         "",
         f"- Date: {meta['date']}",
         f"- Python: {meta['python']}; aiohttp {meta['aiohttp']}; orjson {meta['orjson']}; "
-        f"customerio-async {meta['sdk']}",
+        f"customerio-async {meta['sdk']} at {meta['revision']}",
         f"- CPU: {meta['cpu']} ({meta['cpus']} CPUs online); client pinned to "
         f"{meta['client_affinity']}, server to {meta['server_affinity']}",
         f"- Server: {meta['server']}",
@@ -595,6 +613,56 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=HERE.parent, capture_output=True, timeout=20, check=True
+    ).stdout.decode()
+
+
+def _fingerprint(package: Path) -> str:
+    """A short hash of a package's sources."""
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def snapshot_sdk(rev: str | None, dest: Path) -> str:
+    """Copy ``customerio_async`` into ``dest`` (the work tree, or ``rev`` from git) so every
+    process of one run measures the same code while the package is being edited; return a
+    description of what was copied."""
+    import shutil
+    import tarfile
+
+    source = HERE.parent / "customerio_async"
+    if rev is not None:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", rev, "customerio_async"],
+            cwd=HERE.parent,
+            capture_output=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # Python < 3.10.12 / 3.11.4: our own archive from git
+                tar.extractall(dest)  # noqa: S202
+        described = f"git {_git('rev-parse', '--short', rev).strip()}"
+    else:
+        shutil.copytree(source, dest / "customerio_async", ignore=shutil.ignore_patterns("*.pyc"))
+        try:
+            head = _git("rev-parse", "--short", "HEAD").strip()
+            dirty = _git("status", "--porcelain", "--", "customerio_async").strip()
+            described = f"work tree at {head}" + (" + uncommitted changes" if dirty else "")
+        except (OSError, subprocess.SubprocessError):
+            described = "work tree"
+    return f"{described}, sources sha1 {_fingerprint(dest / 'customerio_async')}"
+
+
 def _profile_report(path: Path, top: int) -> str:
     import pstats
 
@@ -609,6 +677,18 @@ def _profile_report(path: Path, top: int) -> str:
 
 def parent_main(args: argparse.Namespace) -> int:
     """Run the table (and profiles), print it and write the results."""
+    import tempfile
+
+    if args.sdk == "live":
+        return _parent_run(args, dict(os.environ), "work tree (live, not snapshotted)")
+    with tempfile.TemporaryDirectory(prefix="cio-bench-") as tmp:
+        sdk = snapshot_sdk(None if args.sdk == "worktree" else args.sdk, Path(tmp))
+        path = os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))
+        env = dict(os.environ, PYTHONPATH=path, CIO_BENCH_SDK=tmp)
+        return _parent_run(args, env, sdk)
+
+
+def _parent_run(args: argparse.Namespace, env: dict[str, str], sdk: str) -> int:
     started = time.monotonic()
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     for key in rows:
@@ -617,7 +697,7 @@ def parent_main(args: argparse.Namespace) -> int:
     ops = 20_000 if args.quick and args.ops is None else (args.ops or 200_000)
     direct_ops = min(ops, DIRECT_CAP)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    server = Server(args.server, args.validate)
+    server = Server(args.server, args.validate, env)
     results: list[dict[str, Any]] = []
     try:
         if not args.profile_only:
@@ -627,7 +707,7 @@ def parent_main(args: argparse.Namespace) -> int:
                         print(f"! budget of {args.budget:.0f} s spent: stopping early")
                         break
                     n = direct_ops if key == "direct" else ops
-                    result = _run_client(key, n, server, args)
+                    result = _run_client(key, n, server, args, env)
                     result["rep"] = rep
                     results.append(result)
                     if "error" in result:
@@ -648,7 +728,7 @@ def parent_main(args: argparse.Namespace) -> int:
             for key in [r.strip() for r in args.profile_rows.split(",") if r.strip()]:
                 path = RESULTS / f"profile-{key}.pstats"
                 n = direct_ops if key == "direct" else ops
-                result = _run_client(key, n, server, args, profile=path)
+                result = _run_client(key, n, server, args, env, profile=path)
                 if "error" in result:
                     print(f"profile {key}: ERROR {result['error']}")
                     continue
@@ -678,6 +758,7 @@ def parent_main(args: argparse.Namespace) -> int:
         "aiohttp": versions["aiohttp"],
         "orjson": versions["orjson"],
         "sdk": versions["customerio-async"],
+        "revision": sdk,
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "client_affinity": next((r.get("affinity") for r in results if "affinity" in r), "?"),
@@ -722,6 +803,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample-every", type=int, default=10, help="time every Nth admission (10)"
     )
     parser.add_argument("--server", choices=("lean", "fake"), default="lean")
+    parser.add_argument(
+        "--sdk",
+        default="worktree",
+        help="customerio_async to measure: 'worktree' (copied at start, so edits during the "
+        "run don't mix in; default), 'live', or a git revision such as HEAD",
+    )
     parser.add_argument("--validate", action="store_true", help="lean server: full op rules")
     parser.add_argument("--timeout", type=float, default=90.0, help="per client run, seconds")
     parser.add_argument("--flush-timeout", type=float, default=60.0)

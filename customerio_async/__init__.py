@@ -6,10 +6,24 @@ private and may change without notice.
 
 import contextlib as _contextlib
 
+from . import webhooks as webhooks
+from ._app import APIClient as APIClient
+from ._app import AppStatistics as AppStatistics
+from ._app import BroadcastTrigger as BroadcastTrigger
+from ._app import SendEmailRequest as SendEmailRequest
+from ._app import SendInAppRequest as SendInAppRequest
+from ._app import SendInboxMessageRequest as SendInboxMessageRequest
+from ._app import SendPushRequest as SendPushRequest
+from ._app import SendResult as SendResult
+from ._app import SendSMSRequest as SendSMSRequest
+from ._app import SendWhatsAppRequest as SendWhatsAppRequest
+from ._app import TriggerErrors as TriggerErrors
 from ._client import BatchResult as BatchResult
 from ._client import CustomerIO as CustomerIO
 from ._client import RegionInfo as RegionInfo
+from ._config import AppRateLimits as AppRateLimits
 from ._config import BatchConfig as BatchConfig
+from ._config import DedupConfig as DedupConfig
 from ._config import PoolLimits as PoolLimits
 from ._config import RateLimit as RateLimit
 from ._config import Region as Region
@@ -29,6 +43,7 @@ from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import OperationDroppedError as OperationDroppedError
 from ._exceptions import OperationError as OperationError
 from ._exceptions import OperationRejectedError as OperationRejectedError
+from ._exceptions import OutcomeUnknownError as OutcomeUnknownError
 from ._exceptions import PayloadTooLargeError as PayloadTooLargeError
 from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import RateLimitError as RateLimitError
@@ -39,6 +54,11 @@ from ._exceptions import TransportError as TransportError
 from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
 from ._exceptions import UnsafeRedirectError as UnsafeRedirectError
 from ._exceptions import ValidationError as ValidationError
+from ._exceptions import WebhookVerificationError as WebhookVerificationError
+from ._metrics import Metrics as Metrics
+from ._middleware import HTTPMiddleware as HTTPMiddleware
+from ._middleware import HTTPRequest as HTTPRequest
+from ._middleware import OperationMiddleware as OperationMiddleware
 from ._operations import Delivery as Delivery
 from ._operations import Object as Object
 from ._operations import Operation as Operation
@@ -48,14 +68,21 @@ from ._pipeline import FlushResult as FlushResult
 from ._pipeline import Outcome as Outcome
 from ._pipeline import Receipt as Receipt
 from ._pipeline import Statistics as Statistics
+from ._routing import RegionalCustomerIO as RegionalCustomerIO
+from ._routing import RegionResolver as RegionResolver
+from ._transport import HTTPResponse as HTTPResponse
 from ._version import __version__ as __version__
 
 __all__ = [
+    "APIClient",
     "APIStatusError",
+    "AppRateLimits",
+    "AppStatistics",
     "AuthenticationError",
     "BadRequestError",
     "BatchConfig",
     "BatchResult",
+    "BroadcastTrigger",
     "BufferFullError",
     "ClientStateError",
     "ConfigurationError",
@@ -63,16 +90,23 @@ __all__ = [
     "ConnectionLostError",
     "CustomerIO",
     "CustomerIOError",
+    "DedupConfig",
     "Delivery",
     "DeliveryError",
     "FlushResult",
+    "HTTPMiddleware",
+    "HTTPRequest",
+    "HTTPResponse",
+    "Metrics",
     "NotFoundError",
     "Object",
     "Operation",
     "OperationDroppedError",
     "OperationError",
+    "OperationMiddleware",
     "OperationRejectedError",
     "Outcome",
+    "OutcomeUnknownError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Person",
@@ -82,18 +116,30 @@ __all__ = [
     "Receipt",
     "Region",
     "RegionInfo",
+    "RegionResolver",
+    "RegionalCustomerIO",
     "RequestTimeoutError",
     "RequestTooLargeError",
     "RetryPolicy",
+    "SendEmailRequest",
+    "SendInAppRequest",
+    "SendInboxMessageRequest",
+    "SendPushRequest",
+    "SendResult",
+    "SendSMSRequest",
+    "SendWhatsAppRequest",
     "ServerError",
     "Statistics",
     "Timeouts",
     "TransportError",
+    "TriggerErrors",
     "UnprocessableEntityError",
     "UnsafeRedirectError",
     "ValidationError",
+    "WebhookVerificationError",
     "__version__",
     "object_relationship",
+    "webhooks",
 ]
 
 # Reprs and tracebacks should name the public path, not the private module.

@@ -79,6 +79,7 @@ from ._exceptions import (
     make_status_error,
 )
 from ._identifiers import IdentifierLike, person_ref
+from ._middleware import AccountingLayer, HTTPMiddleware, HTTPRequest, build_chain
 from ._ratelimit import TokenBucket
 from ._retry import parse_retry_after
 from ._transport import AiohttpTransport, HTTPResponse
@@ -158,6 +159,7 @@ class AppStatistics:
         requests: HTTP attempts made (retries included).
         retries: Attempts that were retries.
         in_flight_requests: Attempts currently waiting for an answer.
+        bytes_sent: Request body bytes sent, retries included.
         outcome_unknown: Calls that raised :class:`OutcomeUnknownError`.
         retries_by_cause: Retries by cause (``http_429``, ``ConnectError``...).
         state: ``new``, ``open`` or ``closed``.
@@ -166,6 +168,7 @@ class AppStatistics:
     requests: int
     retries: int
     in_flight_requests: int
+    bytes_sent: int
     outcome_unknown: int
     retries_by_cause: MappingProxyType[str, int] = field(
         default_factory=lambda: MappingProxyType({})
@@ -789,6 +792,9 @@ class APIClient:
         timeouts: Per-request time limits.
         pool: Connection-pool limits.
         user_agent: Replaces the default ``customerio-async/<version> ...`` User-Agent.
+        http_middleware: Your HTTP middleware, ``async def mw(request, call_next)``, as for
+            :class:`CustomerIO`: they run inside the retry and rate-limit layers, once per
+            attempt (``request.api == "app"``), outside the accounting layer.
 
     Raises:
         ConfigurationError: Missing key, unknown region, or a bad ``api_url``.
@@ -806,6 +812,7 @@ class APIClient:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         pool: PoolLimits = DEFAULT_POOL,
         user_agent: str | None = None,
+        http_middleware: Sequence[HTTPMiddleware] = (),
     ) -> None:
         app_key = env_or(key, ENV_APP_API_KEY, "key (the App API key)")
         if app_key != app_key.strip() or any(c in app_key for c in "\r\n\t "):
@@ -821,6 +828,10 @@ class APIClient:
             pool=pool,
             user_agent=user_agent,
         )
+        # The same onion as CustomerIO: retry → gate (both in _request, with the App API's
+        # stricter retry rules) → your middleware → accounting → transport.
+        self._accounting = AccountingLayer()
+        self._chain = build_chain(self._transport_handler, [*http_middleware, self._accounting])
         self._retry = retry
         limits = rate_limits or AppRateLimits(transactional=None, general=None, broadcast=None)
         clock = time.monotonic
@@ -828,9 +839,7 @@ class APIClient:
         self._general = _Gate(limits.general, clock)
         self._broadcast = _Gate(limits.broadcast, clock)
         self._state = _State.NEW
-        self._requests = 0
         self._retries = 0
-        self._in_flight = 0
         self._outcome_unknown = 0
         self._retries_by: collections.Counter[str] = collections.Counter()
 
@@ -896,10 +905,12 @@ class APIClient:
 
     def statistics(self) -> AppStatistics:
         """A cheap snapshot of the client's counters (requests, retries, outcome-unknown)."""
+        accounting = self._accounting
         return AppStatistics(
-            requests=self._requests,
+            requests=accounting.requests,
             retries=self._retries,
-            in_flight_requests=self._in_flight,
+            in_flight_requests=accounting.in_flight,
+            bytes_sent=accounting.bytes_sent,
             outcome_unknown=self._outcome_unknown,
             retries_by_cause=MappingProxyType(dict(self._retries_by)),
             state=self._state.value,
@@ -915,6 +926,15 @@ class APIClient:
             delay = max(delay, floor) + random.uniform(0, 0.1 * floor)
         return delay
 
+    async def _transport_handler(self, request: HTTPRequest) -> HTTPResponse:
+        return await self._transport.request(
+            request.method,
+            request.path,
+            body=request.body,
+            headers=request.headers or None,
+            endpoint=request.endpoint,
+        )
+
     async def _request(
         self,
         method: str,
@@ -927,16 +947,14 @@ class APIClient:
         self._check_open()
         idempotent = method == "GET"
         retry = self._retry
-        attempt = 0
+        request = HTTPRequest(method, path, body, endpoint, api="app", region=self._region.value)
         while True:
             for gate in gates:
                 await gate.wait()
-            attempt += 1
+            attempt = request.attempt
             retry_after: float | None = None
-            self._requests += 1
-            self._in_flight += 1
             try:
-                response = await self._transport.request(method, path, body=body, endpoint=endpoint)
+                response = await self._chain(request)
             except UnsafeRedirectError:
                 raise
             except TransportError as exc:
@@ -972,8 +990,6 @@ class APIClient:
                         retry_after=retry_after,
                     )
                 cause = f"http_{status}"
-            finally:
-                self._in_flight -= 1
             self._retries += 1
             self._retries_by[cause] += 1
             delay = self._backoff(attempt, retry_after)
@@ -986,6 +1002,8 @@ class APIClient:
                 delay,
             )
             await asyncio.sleep(delay)
+            request.attempt += 1
+            request.headers["X-Retry-Count"] = str(attempt)
 
     async def _send(self, cls: type[_SendRequest], request: Any) -> SendResult:
         self._check_open()

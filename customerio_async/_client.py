@@ -12,14 +12,18 @@ import base64
 import dataclasses
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from prometheus_client.core import Metric
+
 from . import _operations as ops
 from ._config import (
     DEFAULT_BATCH,
+    DEFAULT_DEDUP,
     DEFAULT_POOL,
     DEFAULT_RATE_LIMIT,
     DEFAULT_RETRY,
@@ -29,6 +33,7 @@ from ._config import (
     MAX_BATCH_BYTES,
     MAX_ENTITY_BYTES,
     BatchConfig,
+    DedupConfig,
     PoolLimits,
     RateLimit,
     Region,
@@ -38,22 +43,22 @@ from ._config import (
     resolve_region,
     resolve_track_origin,
 )
+from ._dedup import Deduplicator
 from ._exceptions import (
     ClientStateError,
     CustomerIOError,
-    OperationDroppedError,
     OperationError,
-    OperationRejectedError,
     ValidationError,
     make_status_error,
     parse_error_body,
 )
-from ._identifiers import IdentifierLike
+from ._metrics import Metrics, counter, gauge, histogram_family
 from ._middleware import (
     AccountingLayer,
     GateLayer,
     HTTPMiddleware,
     HTTPRequest,
+    OperationMiddleware,
     RetryLayer,
     WorkspaceState,
     build_chain,
@@ -69,10 +74,13 @@ from ._pipeline import (
     unmappable_batch_errors,
 )
 from ._retry import parse_retry_after
+from ._track_api import TrackAPI
 from ._transport import AiohttpTransport, HTTPResponse
 from ._validation import check_size
 
 __all__ = ["BatchResult", "CustomerIO", "RegionInfo"]
+
+logger = logging.getLogger("customerio_async")
 
 
 class _State(enum.Enum):
@@ -130,7 +138,7 @@ def _parse_json(body: bytes) -> Any:
         return {}
 
 
-class CustomerIO:
+class CustomerIO(TrackAPI):
     """Asyncio client for Customer.io's Track API.
 
     Use it as an async context manager; the pooled aiohttp session and the send pipeline
@@ -139,12 +147,12 @@ class CustomerIO:
         async with CustomerIO(site_id, api_key) as cio:
             await cio.identify("42", email="ada@example.com", plan="pro")   # returns at once
             receipt = await cio.track("42", "purchased", {"amount": 42})
-            outcome = await receipt                                          # opt-in confirmation
+            outcome = await receipt.wait()                                   # opt-in confirmation
 
     Every Track call validates and serialises its operation in the caller's task (errors raise
     there, before any I/O) and returns a :class:`Receipt`. In the default **batched** mode the
     operation is admitted into the send pipeline, which packs operations into byte-exact
-    ``/api/v2/batch`` requests; ``await receipt`` (or ``wait=True``) yields the terminal
+    ``/api/v2/batch`` requests; ``await receipt.wait()`` (or ``wait=True``) yields the terminal
     outcome. In **direct** mode (``batching=False``) each call sends its own request (the
     official SDK's v1 request when there is one) and raises on API errors; its receipt is
     already delivered and carries the parsed ``response``.
@@ -152,7 +160,9 @@ class CustomerIO:
     Args:
         site_id: Track API site id; defaults to ``$CUSTOMERIO_SITE_ID``.
         api_key: Track API key; defaults to ``$CUSTOMERIO_API_KEY``.
-        region: ``"us"``, ``"eu"`` or a :class:`Region`.
+        region: ``"us"``, ``"eu"``, a :class:`Region`, or ``"auto"`` to ask Customer.io at
+            ``open()`` (``GET /api/v1/accounts/region``) and use that region's host; with
+            ``track_url`` set, ``"auto"`` only records the region.
         track_url: Origin override such as ``http://127.0.0.1:8080`` (``/api/v1`` and
             ``/api/v2`` are appended), for tests and proxies. Our Authorization header is
             only ever sent to this origin or to ``https://*.customer.io``.
@@ -166,6 +176,12 @@ class CustomerIO:
         on_outcome: Called with each receipt when it reaches its outcome (sync or async;
             exceptions are logged, never propagated).
         on_drop: Called with each receipt that is dropped.
+        dedup: De-duplication of repeated identifies and event ids (``None`` disables).
+        metrics: Where Prometheus metrics go (default: a private registry, see
+            ``cio.metrics.registry``); share one :class:`Metrics` between clients of
+            different regions to export them together.
+        operation_middleware: Your operation middleware, ``async def mw(op, call_next)``,
+            run at admission after de-duplication.
         http_middleware: Your HTTP middleware, ``async def mw(request, call_next)``; they
             run inside the retry and rate-limit layers, once per attempt (see
             :mod:`customerio_async._middleware` for the onion).
@@ -190,11 +206,16 @@ class CustomerIO:
         user_agent: str | None = None,
         on_outcome: OutcomeCallback | None = None,
         on_drop: OutcomeCallback | None = None,
+        dedup: DedupConfig | None = DEFAULT_DEDUP,
+        metrics: Metrics | None = None,
+        operation_middleware: Sequence[OperationMiddleware] = (),
         http_middleware: Sequence[HTTPMiddleware] = (),
     ) -> None:
         site = env_or(site_id, ENV_SITE_ID, "site_id")
         key = env_or(api_key, ENV_API_KEY, "api_key")
-        self._region = resolve_region(region)
+        self._auto_region = isinstance(region, str) and region.strip().lower() == "auto"
+        self._region = Region.US if self._auto_region else resolve_region(region)
+        self._track_url = track_url
         self._origin = resolve_track_origin(self._region, track_url)
         self._batching = batching
         self._batch_config = batch
@@ -239,6 +260,14 @@ class CustomerIO:
             on_outcome=on_outcome,
             on_drop=on_drop,
         )
+        # The operation onion, built once: dedup → yours → admission (or a direct send).
+        self._dedup = Deduplicator(dedup) if dedup is not None else None
+        admit: Callable[[Operation], Awaitable[Receipt]] = (
+            self._pipeline.admit if batching else self._send_direct
+        )
+        layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
+        self._admit = build_chain(admit, [*layers, *operation_middleware])
+        self.metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
 
     def __repr__(self) -> str:
@@ -290,9 +319,25 @@ class CustomerIO:
                 f"this CustomerIO client is {self._state.value}; a client can be opened once"
             )
         await self._transport.open()
+        self._state = _State.OPEN
+        try:
+            if self._auto_region:
+                await self._discover_region()
+            self.metrics.attach(self)
+        except BaseException:
+            await self.aclose()
+            raise
         if self._batching:
             self._pipeline.start()
-        self._state = _State.OPEN
+
+    async def _discover_region(self) -> None:
+        info = await self.get_region()
+        self._region = info.region
+        self._pipeline.region = info.region.value
+        if self._track_url is None:
+            self._origin = info.region.track_origin
+            self._transport.rebase(self._origin)
+        logger.info("customerio-async: workspace region is %s", info.region.value)
 
     async def aclose(self, timeout: float | None = None) -> None:
         """Stop accepting operations, deliver what is buffered, and close the pool.
@@ -339,8 +384,22 @@ class CustomerIO:
 
     def statistics(self) -> Statistics:
         """A cheap snapshot of the pipeline's counters (accepted, delivered, rejected,
-        dropped by reason, pending, buffered bytes, requests, retries…)."""
-        return self._pipeline.statistics()
+        dropped by reason, deduplicated, pending, buffered bytes, requests, retries…)."""
+        stats = self._pipeline.statistics()
+        if self._dedup is not None and self._dedup.hits:
+            stats = dataclasses.replace(stats, deduplicated=sum(self._dedup.hits.values()))
+        return stats
+
+    # ------------------------------------------------------------------ metrics
+
+    @property
+    def metrics_label(self) -> str:
+        """The ``region`` label of this client's metrics."""
+        return self._region.value
+
+    def metric_families(self, prefix: str) -> Iterable[Metric]:
+        """This client's Prometheus families (see :class:`Metrics`)."""
+        return client_metric_families(self, prefix)
 
     # ------------------------------------------------------------------ sending
 
@@ -380,50 +439,19 @@ class CustomerIO:
         response = await self._request("POST", "/api/v2/entity", body, "/api/v2/entity")
         return _parse_json(response.body)
 
-    async def _submit(self, op: Operation, wait: bool, *, prefer_v1: bool = True) -> Receipt:
+    async def _submit(self, op: Operation) -> Receipt:
         self._check_open()
-        if self._batching:
-            receipt = await self._pipeline.admit(op)
-            if wait:
-                outcome = await receipt.wait()
-                if outcome.status == "rejected":
-                    raise OperationRejectedError(
-                        f"{op.action} rejected: {outcome.message or outcome.reason}",
-                        outcome=outcome,
-                    )
-                if outcome.status == "dropped":
-                    raise OperationDroppedError(
-                        f"{op.action} dropped: {outcome.reason}", outcome=outcome
-                    )
-            return receipt
+        return await self._admit(op)
+
+    async def _send_direct(self, op: Operation) -> Receipt:
         # Direct mode: official-style calls keep the official SDK's v1 request when the v1
         # server can address the person; otherwise (explicit identifier objects it would
         # misread, typed v2 operations) they travel through /api/v2/entity.
-        if op.v1 is not None and (prefer_v1 or op.v2 is None):
+        if op.v1 is not None:
             response = await self._send_v1(op.v1)
         else:
             response = await self._send_entity(op)
         return Receipt(op, b"", 0.0, outcome=DELIVERED, response=response)
-
-    async def send(self, operation: Operation, *, wait: bool = False) -> Receipt:
-        """Send one operation built with :class:`Person`, :class:`Object` or :class:`Delivery`.
-
-        Batched mode admits it into the pipeline; direct mode POSTs it to
-        ``/api/v2/entity`` (v1-only operations go to their v1 endpoint).
-
-        Args:
-            operation: The operation.
-            wait: Wait for the terminal outcome; raise :class:`DeliveryError` unless
-                delivered.
-
-        Raises:
-            ValidationError: The operation is invalid or larger than 32,000 bytes.
-            APIStatusError: Direct mode: the API refused it.
-            TransportError: Direct mode: no response.
-        """
-        if not isinstance(operation, Operation):
-            raise ValidationError("operation must be an Operation", field="operation")
-        return await self._submit(operation, wait, prefer_v1=False)
 
     async def batch(self, operations: Iterable[Operation | Mapping[str, Any]]) -> BatchResult:
         """Send v2 operations in exactly one ``/api/v2/batch`` request, now.
@@ -457,145 +485,6 @@ class CustomerIO:
         errors = tuple(parse_error_body(response.body))
         return BatchResult(status=response.status, errors=errors)
 
-    # ------------------------------------------------------------------ official API
-
-    async def identify(self, id: IdentifierLike, **kwargs: Any) -> Receipt:
-        """Create or update a person with the given attributes.
-
-        Methods that take ``**kwargs`` attributes have no ``wait`` flag (it would shadow an
-        attribute of that name): confirm with ``await (await cio.identify(...)).wait()``.
-
-        Args:
-            id: The person: a bare identifier (``cio_…`` → cio_id, an email → email, else
-                id) or an explicit object such as ``{"id": "a@b.c"}``.
-            **kwargs: Attributes (≤300; names ≤150 bytes; values ≤1000 bytes).
-        """
-        return await self._submit(ops.identify(id, kwargs), False)
-
-    async def delete(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Delete a person."""
-        return await self._submit(ops.delete(customer_id), wait)
-
-    async def track(
-        self,
-        customer_id: IdentifierLike,
-        name: str,
-        data: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        timestamp: Any = None,
-        *,
-        wait: bool = False,
-    ) -> Receipt:
-        """Track an event for a person.
-
-        Args:
-            customer_id: The person (see :meth:`identify`).
-            name: Event name, non-blank, ≤100 bytes.
-            data: Event data, a mapping ≤100,000 bytes serialised.
-            id: Event de-duplication id (a ULID); generated when omitted, so a retry of
-                this operation is applied once by Customer.io.
-            timestamp: ``datetime`` or Unix seconds; defaults to receipt time.
-            wait: Wait for the terminal outcome (raises :class:`DeliveryError` unless
-                delivered).
-        """
-        op = ops.event(customer_id, name, data, id=id, timestamp=timestamp)
-        return await self._submit(op, wait)
-
-    async def track_anonymous(
-        self,
-        anonymous_id: str | None,
-        name: str,
-        data: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        timestamp: Any = None,
-        *,
-        wait: bool = False,
-    ) -> Receipt:
-        """Track an event for an anonymous visitor, or an invite event when
-        ``anonymous_id`` is ``None``/empty (put the ``recipient`` in ``data``).
-
-        v2 cannot carry anonymous events, so they travel as individual v1 requests
-        through the same pipeline."""
-        op = ops.anonymous_event(anonymous_id, name, data, id=id, timestamp=timestamp)
-        return await self._submit(op, wait)
-
-    async def pageview(self, customer_id: IdentifierLike, page: str, **data: Any) -> Receipt:
-        """Track a page view; ``page`` is the URL or page name."""
-        return await self._submit(ops.event(customer_id, page, data, kind="page"), False)
-
-    async def screen(self, customer_id: IdentifierLike, name: str, **data: Any) -> Receipt:
-        """Track a mobile screen view."""
-        return await self._submit(ops.event(customer_id, name, data, kind="screen"), False)
-
-    async def backfill(
-        self, customer_id: IdentifierLike, name: str, timestamp: Any, **data: Any
-    ) -> Receipt:
-        """Track a historical event; ``timestamp`` is required."""
-        if timestamp is None:
-            raise ValidationError("timestamp is required in backfill", field="timestamp")
-        op = ops.event(customer_id, name, data, timestamp=timestamp)
-        return await self._submit(op, False)
-
-    async def add_device(
-        self, customer_id: IdentifierLike, device_id: str, platform: str, **data: Any
-    ) -> Receipt:
-        """Add or update a push device (``platform`` is ``"ios"`` or ``"android"``)."""
-        return await self._submit(ops.add_device(customer_id, device_id, platform, data), False)
-
-    async def delete_device(
-        self, customer_id: IdentifierLike, device_id: str, *, wait: bool = False
-    ) -> Receipt:
-        """Remove a push device from a person."""
-        return await self._submit(ops.delete_device(customer_id, device_id), wait)
-
-    async def suppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Delete a person and block their identifier from being re-added."""
-        return await self._submit(ops.suppress(customer_id), wait)
-
-    async def unsuppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Unblock a suppressed identifier (the profile is not restored)."""
-        return await self._submit(ops.unsuppress(customer_id), wait)
-
-    async def merge_customers(
-        self,
-        primary_id_type: str,
-        primary_id: str,
-        secondary_id_type: str,
-        secondary_id: str,
-        *,
-        wait: bool = False,
-    ) -> Receipt:
-        """Merge the secondary person into the primary one (irreversible).
-
-        Id types are ``"id"``, ``"email"`` or ``"cio_id"``.
-        """
-        op = ops.merge_customers(primary_id_type, primary_id, secondary_id_type, secondary_id)
-        return await self._submit(op, wait)
-
-    # ------------------------------------------------------------------ ours
-
-    async def add_to_segment(
-        self,
-        segment_id: int,
-        ids: Sequence[str | int],
-        *,
-        id_type: str = "id",
-        wait: bool = False,
-    ) -> Receipt:
-        """Add 1–1000 people to a manual segment (``id_type``: id, email or cio_id)."""
-        return await self._submit(ops.segment_membership(True, segment_id, ids, id_type), wait)
-
-    async def remove_from_segment(
-        self,
-        segment_id: int,
-        ids: Sequence[str | int],
-        *,
-        id_type: str = "id",
-        wait: bool = False,
-    ) -> Receipt:
-        """Remove 1–1000 people from a manual segment."""
-        return await self._submit(ops.segment_membership(False, segment_id, ids, id_type), wait)
-
     async def get_region(self) -> RegionInfo:
         """Ask Customer.io which region these credentials belong to (always direct).
 
@@ -617,3 +506,75 @@ class CustomerIO:
             raise make_status_error(
                 502, b"", response.headers, endpoint="/api/v1/accounts/region (unexpected body)"
             ) from exc
+
+
+def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
+    """Turn one client's counters and histograms into Prometheus families."""
+    region = client.metrics_label
+    pipeline = client._pipeline
+    stats = pipeline.statistics()
+    transport = client._transport
+    dedup_hits = dict(client._dedup.hits) if client._dedup is not None else {}
+    outcomes: list[tuple[list[str], float]] = [
+        ([region, "delivered", ""], stats.delivered),
+        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
+        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
+    ]
+    if dedup_hits:
+        outcomes.append(([region, "deduplicated", ""], sum(dedup_hits.values())))
+    latency = [
+        ([region, api, endpoint, status], hist)
+        for (api, endpoint, _, status), hist in list(client._accounting.latency.series.items())
+    ]
+    histograms = [
+        ("operation_duration_seconds", "Admission to terminal outcome.", pipeline.end_to_end),
+        ("batch_operations", "Operations per batch request.", pipeline.batch_ops),
+        ("batch_bytes", "Body bytes per batch request.", pipeline.batch_bytes),
+        ("admission_wait_seconds", "Waits for buffer space at admission.", pipeline.admission_wait),
+    ]
+    counters = [
+        ("operations_accepted", "Operations admitted.", stats.accepted),
+        ("bytes_sent", "Request body bytes sent.", stats.bytes_sent),
+        ("pool_connections_created", "Connections opened.", transport.connections_created),
+        (
+            "pool_connections_reused",
+            "Requests on a reused connection.",
+            transport.connections_reused,
+        ),
+    ]
+    gauges = [
+        ("buffered_operations", "Operations admitted, not yet decided.", stats.buffered_ops),
+        ("buffered_bytes", "Bytes admitted, not yet decided.", stats.buffered_bytes),
+        ("in_flight_requests", "Requests on the wire now.", stats.in_flight_requests),
+        ("pool_connections_in_use", "Connections serving a request.", transport.connections_in_use),
+    ]
+    only = ["region"]
+    return [
+        histogram_family(
+            f"{prefix}http_request_duration_seconds",
+            "HTTP request latency per attempt (endpoint templates only).",
+            ["region", "api", "endpoint", "status_class"],
+            latency,
+        ),
+        *(histogram_family(prefix + n, d, only, [([region], h)]) for n, d, h in histograms),
+        *(counter(prefix + n, d, only, [([region], v)]) for n, d, v in counters),
+        *(gauge(prefix + n, d, only, [([region], v)]) for n, d, v in gauges),
+        counter(
+            f"{prefix}operations",
+            "Operations by terminal outcome and reason.",
+            ["region", "outcome", "reason"],
+            outcomes,
+        ),
+        counter(
+            f"{prefix}retries",
+            "Retried attempts by cause.",
+            ["region", "cause"],
+            [([region, k], v) for k, v in stats.retries_by_cause.items()],
+        ),
+        counter(
+            f"{prefix}dedup_hits",
+            "Operations skipped as duplicates.",
+            ["region", "kind"],
+            [([region, k], v) for k, v in dedup_hits.items()],
+        ),
+    ]

@@ -26,6 +26,7 @@ __all__ = [
     "ENV_SITE_ID",
     "AppRateLimits",
     "BatchConfig",
+    "DedupConfig",
     "OverflowPolicy",
     "PoolLimits",
     "RateLimit",
@@ -380,3 +381,29 @@ DEFAULT_APP_RATE_LIMITS = AppRateLimits()
 DEFAULT_BATCH = BatchConfig()
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_RATE_LIMIT = RateLimit()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DedupConfig:
+    """De-duplication settings (defaults from the seed recipe).
+
+    Attributes:
+        identify_size: People whose last identify is remembered.
+        identify_ttl: Seconds an identify fingerprint stays valid.
+        event_size: Caller-supplied event ids remembered.
+        event_ttl: Seconds an event id stays remembered.
+    """
+
+    identify_size: int = 10_000
+    identify_ttl: float = 60.0
+    event_size: int = 50_000
+    event_ttl: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.identify_size < 1 or self.event_size < 1:
+            raise ConfigurationError("DedupConfig sizes must be >= 1")
+        if self.identify_ttl <= 0 or self.event_ttl <= 0:
+            raise ConfigurationError("DedupConfig TTLs must be > 0")
+
+
+DEFAULT_DEDUP = DedupConfig()

@@ -33,13 +33,17 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._config import RateLimit, RetryPolicy
 from ._exceptions import ConnectionLostError, TransportError
 from ._ratelimit import RateLimitedLog, TokenBucket
 from ._retry import parse_retry_after
 from ._transport import HTTPResponse
+
+if TYPE_CHECKING:
+    from ._operations import Operation
+    from ._pipeline import Receipt
 
 __all__ = [
     "LATENCY_BUCKETS",
@@ -49,6 +53,8 @@ __all__ = [
     "HTTPHandler",
     "HTTPMiddleware",
     "HTTPRequest",
+    "OperationHandler",
+    "OperationMiddleware",
     "RetryLayer",
     "WorkspaceState",
     "build_chain",
@@ -104,6 +110,8 @@ class HTTPRequest:
 
 HTTPHandler = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 HTTPMiddleware = Callable[[HTTPRequest, HTTPHandler], Awaitable[HTTPResponse]]
+OperationHandler = Callable[["Operation"], Awaitable["Receipt"]]
+OperationMiddleware = Callable[["Operation", OperationHandler], Awaitable["Receipt"]]
 
 
 def build_chain(

@@ -93,9 +93,10 @@ class Operation:
         v2: The v2 operation dict, or ``None`` when only v1 can carry it.
         v1: The v1 request the official SDK would send, or ``None``.
         lane: Ordering key: operations with the same lane are delivered in order.
+        explicit_id: The caller supplied the event ``id`` (so repeats are meaningful).
     """
 
-    __slots__ = ("_v2_bytes", "action", "lane", "v1", "v2")
+    __slots__ = ("_v2_bytes", "action", "explicit_id", "lane", "v1", "v2")
 
     def __init__(
         self,
@@ -104,11 +105,13 @@ class Operation:
         v2: dict[str, Any] | None,
         v1: V1Request | None,
         lane: str,
+        explicit_id: bool = False,
     ) -> None:
         self.action = action
         self.v2 = v2
         self.v1 = v1
         self.lane = lane
+        self.explicit_id = explicit_id
         self._v2_bytes: bytes | None = None
 
     def v2_bytes(self) -> bytes:
@@ -245,7 +248,7 @@ def event(
             body,
             event_data=payload,
         )
-    return Operation(kind, v2=v2, v1=v1, lane=_lane(ref))
+    return Operation(kind, v2=v2, v1=v1, lane=_lane(ref), explicit_id=id is not None)
 
 
 def anonymous_event(
@@ -267,7 +270,7 @@ def anonymous_event(
     if timestamp is not None:
         body["timestamp"] = to_timestamp(timestamp)
     v1 = V1Request("POST", ("events",), "/events", body, event_data=payload)
-    return Operation("anonymous_event", v2=None, v1=v1, lane=lane)
+    return Operation("anonymous_event", v2=None, v1=v1, lane=lane, explicit_id=id is not None)
 
 
 def add_device(
@@ -532,7 +535,9 @@ class Person:
         }
         if timestamp is not None:
             extra["timestamp"] = to_timestamp(timestamp)
-        return _v2_person(action, identifiers, extra)
+        op = _v2_person(action, identifiers, extra)
+        op.explicit_id = id is not None
+        return op
 
     @staticmethod
     def delete(identifiers: IdentifierLike) -> Operation:

@@ -64,7 +64,7 @@ BATCH_BYTES_BUCKETS = (1e3, 5e3, 1e4, 5e4, 1e5, 2e5, 3e5, 4e5, 4.5e5, 5e5)
 # isolated (and rejected) instead of taking its batch-mates down with it.
 _SPLIT = frozenset({400, 413})
 
-OutcomeStatus = Literal["delivered", "rejected", "dropped"]
+OutcomeStatus = Literal["delivered", "rejected", "dropped", "deduplicated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,8 @@ class Outcome:
 
     Attributes:
         status: ``"delivered"`` (the API accepted it), ``"rejected"`` (the API refused it;
-            never retried) or ``"dropped"`` (the SDK gave up).
+            never retried), ``"dropped"`` (the SDK gave up) or ``"deduplicated"`` (identical
+            to one sent moments ago, so never admitted — not an error).
         reason: Why, when not delivered: the API's ``reason`` or ``http_<status>`` for
             rejections; ``buffer_full``, ``delivery_timeout``, ``retries_exhausted``,
             ``auth_failed``, ``shutdown_timeout``, ``closed`` or ``internal_error`` for drops.
@@ -93,6 +94,7 @@ class Outcome:
 
 
 DELIVERED = Outcome("delivered")
+DEDUPLICATED = Outcome("deduplicated", "duplicate")
 
 
 class _Epoch:
@@ -208,6 +210,7 @@ class Statistics:
     batches: int
     bytes_sent: int
     retries: int
+    deduplicated: int = 0
     rejected_by_reason: MappingProxyType[str, int] = field(
         default_factory=lambda: MappingProxyType({})
     )
@@ -268,7 +271,7 @@ class Pipeline:
         self._retry = retry
         self._ws = state
         self._acct = accounting
-        self._region = region
+        self.region = region
         self._on_outcome = on_outcome
         self._on_drop = on_drop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,6 +302,7 @@ class Pipeline:
         self.batch_ops = Histogram(BATCH_OPS_BUCKETS)
         self.batch_bytes = Histogram(BATCH_BYTES_BUCKETS)
         self.end_to_end = Histogram()
+        self.admission_wait = Histogram()
         self._epoch = _Epoch()
         self._epochs: collections.deque[_Epoch] = collections.deque([self._epoch])
         self._state = "new"
@@ -377,7 +381,10 @@ class Pipeline:
         ):
             policy = self._cfg.overflow
             if policy == "block":
-                if await self._wait_for_space(size):
+                started = self._clock()
+                granted = await self._wait_for_space(size)
+                self.admission_wait.observe(self._clock() - started)
+                if granted:
                     if self._state != "open":  # closed while we waited: give the space back
                         self._release(size)
                         self._check_admission()
@@ -397,6 +404,7 @@ class Pipeline:
             self._log.log(logging.WARNING, "buffer_full", "send buffer full: dropping operations")
             self._finish(receipt, Outcome("dropped", "buffer_full", "send buffer full"))
             return receipt
+        self.admission_wait.counts[0] += 1  # no wait: cheaper than observe(0.0)
         return self._enqueue(op, data, reserved=False)
 
     def _enqueue(self, op: Operation, data: bytes, *, reserved: bool) -> Receipt:
@@ -667,7 +675,7 @@ class Pipeline:
             path,
             body,
             endpoint,
-            region=self._region,
+            region=self.region,
             deadline=min(r.admitted_at for r in batch) + self._retry.delivery_timeout,
             ops=len(batch),
         )

@@ -102,6 +102,10 @@ class AiohttpTransport:
         self._pool = pool
         self._user_agent = user_agent or default_user_agent()
         self._session: aiohttp.ClientSession | None = None
+        # Pool metrics from aiohttp's connection-level trace signals.
+        self.connections_created = 0
+        self.connections_reused = 0
+        self.connections_in_use = 0
 
     def __repr__(self) -> str:
         state = "open" if self._session is not None and not self._session.closed else "closed"
@@ -124,8 +128,14 @@ class AiohttpTransport:
             use_dns_cache=True,
             enable_cleanup_closed=sys.version_info < (3, 12, 7),
         )
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(self._on_acquire_new)
+        trace.on_connection_reuseconn.append(self._on_acquire_reused)
+        trace.on_request_end.append(self._on_release)
+        trace.on_request_exception.append(self._on_release)
         self._session = aiohttp.ClientSession(
             connector=connector,
+            trace_configs=[trace],
             timeout=aiohttp.ClientTimeout(
                 total=self._timeouts.total,
                 connect=self._timeouts.connect,
@@ -136,6 +146,28 @@ class AiohttpTransport:
             # We build URLs from already-encoded segments; yarl must not re-normalise them.
             requote_redirect_url=False,
         )
+
+    async def _on_acquire_new(self, _s: object, ctx: object, _p: object) -> None:
+        self.connections_created += 1
+        self._acquired(ctx)
+
+    async def _on_acquire_reused(self, _s: object, ctx: object, _p: object) -> None:
+        self.connections_reused += 1
+        self._acquired(ctx)
+
+    def _acquired(self, ctx: object) -> None:
+        ctx.acquired = True  # type: ignore[attr-defined]
+        self.connections_in_use += 1
+
+    async def _on_release(self, _s: object, ctx: object, _p: object) -> None:
+        # A request that failed before getting a connection never acquired one.
+        if getattr(ctx, "acquired", False):
+            ctx.acquired = False  # type: ignore[attr-defined]
+            self.connections_in_use -= 1
+
+    def rebase(self, origin: str) -> None:
+        """Send later requests to ``origin`` (region discovery found another region)."""
+        self._origin = origin
 
     async def aclose(self) -> None:
         """Close the session and its pooled connections. Idempotent."""

@@ -731,9 +731,9 @@ async def test_direct_mode_retries_then_raises(fake: FakeCustomerIO) -> None:
         assert len(fake.requests) == 3
         fake.add_fault(Fault(status=500, times=3))
         with pytest.raises(ServerError):
-            await cio.identify("1", a=1)
+            await cio.identify("1", a=2)
         # A long server-requested wait is not slept through in direct mode.
         fake.add_fault(Fault(status=429, headers={"Retry-After": "3600"}))
         with pytest.raises(RateLimitError) as info:
-            await cio.identify("1", a=1)
+            await cio.identify("1", a=3)
         assert info.value.retry_after == 3600

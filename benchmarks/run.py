@@ -1,0 +1,64 @@
+"""Run the benchmarks: ``python benchmarks/run.py [--bench NAME …] [benchmark options]``.
+
+``nox -s bench -- [args]`` calls this. Without ``--bench`` every registered benchmark runs;
+the remaining arguments go to each of them (see ``python benchmarks/run.py --help-bench
+NAME``). Registered:
+
+* ``pipeline``: ``bench_pipeline.py``, customerio-async against the minimal limit client in
+  separate processes (``--quick``, ``--ops N``, ``--reps N``, ``--profile`` …).
+
+Examples::
+
+    python benchmarks/run.py                       # full pipeline benchmark (~1–2 min)
+    python benchmarks/run.py --quick --reps 1      # smoke run
+    python benchmarks/run.py --profile-only        # cProfile the default-config client
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_pipeline  # found through the path set just above
+
+__all__ = ["BENCHMARKS", "main"]
+
+BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
+    "pipeline": bench_pipeline.main,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the selected benchmarks; return the worst exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/run.py",
+        description="Run customerio-async benchmarks; unknown options go to each benchmark.",
+    )
+    parser.add_argument(
+        "--bench",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        help="benchmark to run (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--help-bench", choices=sorted(BENCHMARKS), help="show a benchmark's own options"
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.help_bench:
+        return BENCHMARKS[args.help_bench](["--help"])
+    status = 0
+    for name in args.bench or list(BENCHMARKS):
+        print(f"== {name} ==", flush=True)
+        started = time.monotonic()
+        status = max(status, BENCHMARKS[name](rest))
+        print(f"== {name}: {time.monotonic() - started:.0f} s ==", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

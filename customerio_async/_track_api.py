@@ -1,0 +1,200 @@
+"""The Track API surface shared by every client: the official ``customerio`` 3.x methods
+(as coroutines) and ours, each turning its arguments into a validated
+:class:`~customerio_async._operations.Operation` and handing it to ``_submit``.
+
+:class:`~customerio_async.CustomerIO` submits to its own workspace;
+:class:`~customerio_async.RegionalCustomerIO` routes each operation to a region first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _operations as ops
+from ._exceptions import OperationDroppedError, OperationRejectedError, ValidationError
+from ._identifiers import IdentifierLike
+from ._operations import Operation
+from ._pipeline import Receipt
+
+__all__ = ["TrackAPI"]
+
+
+class TrackAPI:
+    """Mixin: every Track call, built once here. Subclasses implement ``_submit``."""
+
+    async def _submit(self, op: Operation) -> Receipt:
+        raise NotImplementedError
+
+    async def _call(self, op: Operation, wait: bool) -> Receipt:
+        receipt = await self._submit(op)
+        if wait:
+            outcome = await receipt.wait()
+            if outcome.status == "rejected":
+                raise OperationRejectedError(
+                    f"{op.action} rejected: {outcome.message or outcome.reason}", outcome=outcome
+                )
+            if outcome.status == "dropped":
+                raise OperationDroppedError(
+                    f"{op.action} dropped: {outcome.reason}", outcome=outcome
+                )
+        return receipt
+
+    async def send(self, operation: Operation, *, wait: bool = False) -> Receipt:
+        """Send one operation built with :class:`Person`, :class:`Object` or :class:`Delivery`.
+
+        Batched mode admits it into the pipeline; direct mode POSTs it to
+        ``/api/v2/entity`` (v1-only operations go to their v1 endpoint).
+
+        Args:
+            operation: The operation.
+            wait: Wait for the terminal outcome; raise :class:`DeliveryError` unless
+                delivered.
+
+        Raises:
+            ValidationError: The operation is invalid or larger than 32,000 bytes.
+            APIStatusError: Direct mode: the API refused it.
+            TransportError: Direct mode: no response.
+        """
+        if not isinstance(operation, Operation):
+            raise ValidationError("operation must be an Operation", field="operation")
+        return await self._call(operation, wait)
+
+    # ------------------------------------------------------------------ official API
+
+    async def identify(self, id: IdentifierLike, **kwargs: Any) -> Receipt:
+        """Create or update a person with the given attributes.
+
+        Methods that take ``**kwargs`` attributes have no ``wait`` flag (it would shadow an
+        attribute of that name): confirm with ``await (await cio.identify(...)).wait()``.
+
+        Args:
+            id: The person: a bare identifier (``cio_…`` → cio_id, an email → email, else
+                id) or an explicit object such as ``{"id": "a@b.c"}``.
+            **kwargs: Attributes (≤300; names ≤150 bytes; values ≤1000 bytes).
+        """
+        return await self._call(ops.identify(id, kwargs), False)
+
+    async def delete(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
+        """Delete a person."""
+        return await self._call(ops.delete(customer_id), wait)
+
+    async def track(
+        self,
+        customer_id: IdentifierLike,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        timestamp: Any = None,
+        *,
+        wait: bool = False,
+    ) -> Receipt:
+        """Track an event for a person.
+
+        Args:
+            customer_id: The person (see :meth:`identify`).
+            name: Event name, non-blank, ≤100 bytes.
+            data: Event data, a mapping ≤100,000 bytes serialised.
+            id: Event de-duplication id (a ULID); generated when omitted, so a retry of
+                this operation is applied once by Customer.io.
+            timestamp: ``datetime`` or Unix seconds; defaults to receipt time.
+            wait: Wait for the terminal outcome (raises :class:`DeliveryError` unless
+                delivered).
+        """
+        op = ops.event(customer_id, name, data, id=id, timestamp=timestamp)
+        return await self._call(op, wait)
+
+    async def track_anonymous(
+        self,
+        anonymous_id: str | None,
+        name: str,
+        data: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        timestamp: Any = None,
+        *,
+        wait: bool = False,
+    ) -> Receipt:
+        """Track an event for an anonymous visitor, or an invite event when
+        ``anonymous_id`` is ``None``/empty (put the ``recipient`` in ``data``).
+
+        v2 cannot carry anonymous events, so they travel as individual v1 requests
+        through the same pipeline."""
+        op = ops.anonymous_event(anonymous_id, name, data, id=id, timestamp=timestamp)
+        return await self._call(op, wait)
+
+    async def pageview(self, customer_id: IdentifierLike, page: str, **data: Any) -> Receipt:
+        """Track a page view; ``page`` is the URL or page name."""
+        return await self._call(ops.event(customer_id, page, data, kind="page"), False)
+
+    async def screen(self, customer_id: IdentifierLike, name: str, **data: Any) -> Receipt:
+        """Track a mobile screen view."""
+        return await self._call(ops.event(customer_id, name, data, kind="screen"), False)
+
+    async def backfill(
+        self, customer_id: IdentifierLike, name: str, timestamp: Any, **data: Any
+    ) -> Receipt:
+        """Track a historical event; ``timestamp`` is required."""
+        if timestamp is None:
+            raise ValidationError("timestamp is required in backfill", field="timestamp")
+        op = ops.event(customer_id, name, data, timestamp=timestamp)
+        return await self._call(op, False)
+
+    async def add_device(
+        self, customer_id: IdentifierLike, device_id: str, platform: str, **data: Any
+    ) -> Receipt:
+        """Add or update a push device (``platform`` is ``"ios"`` or ``"android"``)."""
+        return await self._call(ops.add_device(customer_id, device_id, platform, data), False)
+
+    async def delete_device(
+        self, customer_id: IdentifierLike, device_id: str, *, wait: bool = False
+    ) -> Receipt:
+        """Remove a push device from a person."""
+        return await self._call(ops.delete_device(customer_id, device_id), wait)
+
+    async def suppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
+        """Delete a person and block their identifier from being re-added."""
+        return await self._call(ops.suppress(customer_id), wait)
+
+    async def unsuppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
+        """Unblock a suppressed identifier (the profile is not restored)."""
+        return await self._call(ops.unsuppress(customer_id), wait)
+
+    async def merge_customers(
+        self,
+        primary_id_type: str,
+        primary_id: str,
+        secondary_id_type: str,
+        secondary_id: str,
+        *,
+        wait: bool = False,
+    ) -> Receipt:
+        """Merge the secondary person into the primary one (irreversible).
+
+        Id types are ``"id"``, ``"email"`` or ``"cio_id"``.
+        """
+        op = ops.merge_customers(primary_id_type, primary_id, secondary_id_type, secondary_id)
+        return await self._call(op, wait)
+
+    # ------------------------------------------------------------------ ours
+
+    async def add_to_segment(
+        self,
+        segment_id: int,
+        ids: Sequence[str | int],
+        *,
+        id_type: str = "id",
+        wait: bool = False,
+    ) -> Receipt:
+        """Add 1–1000 people to a manual segment (``id_type``: id, email or cio_id)."""
+        return await self._call(ops.segment_membership(True, segment_id, ids, id_type), wait)
+
+    async def remove_from_segment(
+        self,
+        segment_id: int,
+        ids: Sequence[str | int],
+        *,
+        id_type: str = "id",
+        wait: bool = False,
+    ) -> Receipt:
+        """Remove 1–1000 people from a manual segment."""
+        return await self._call(ops.segment_membership(False, segment_id, ids, id_type), wait)
