@@ -7,12 +7,19 @@ applied identically by every endpoint and every mode (direct or batched).
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import json
 import math
 import random
 import time
+import uuid
 from typing import Any
 from urllib.parse import quote
+
+try:  # orjson serialises ~20x faster than the stdlib; the stdlib stays the reference.
+    import orjson
+except ImportError:  # pragma: no cover - exercised only where orjson has no wheel
+    orjson = None  # type: ignore[assignment]
 
 from ._config import MAX_TIMESTAMP_SECONDS
 from ._exceptions import ValidationError
@@ -29,6 +36,10 @@ def _default(value: Any) -> Any:
         return datetime_to_seconds(value)
     if isinstance(value, _dt.date):
         return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, (set, frozenset)):
         raise TypeError("sets have no order in JSON; pass a list")
     raise TypeError(f"values of type {type(value).__name__} are not JSON-serialisable")
@@ -39,6 +50,11 @@ def _default(value: Any) -> Any:
 # counts honest (an escaped "é" costs 6 bytes instead of 2).
 _encoder = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
+)
+# Datetimes and dataclasses go through _default, as with the stdlib: Unix seconds, and a
+# dataclass is refused rather than silently serialised by one encoder and not the other.
+_ORJSON_OPTIONS = (
+    (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
 )
 
 
@@ -53,6 +69,20 @@ def dumps(value: Any, *, field: str = "payload") -> bytes:
         ValidationError: For NaN/Infinity, non-string keys, or values JSON cannot carry.
             The message names the problem and the field, never the value.
     """
+    if orjson is not None:
+        try:
+            data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
+        except (orjson.JSONEncodeError, TypeError):
+            pass  # let the stdlib decide, so errors read the same with or without orjson
+        else:
+            # orjson writes NaN/Infinity as null: only output containing null needs the
+            # strict stdlib pass (which refuses NaN); everything else is byte-identical.
+            if b"null" not in data:
+                return data
+    return _stdlib_dumps(value, field)
+
+
+def _stdlib_dumps(value: Any, field: str) -> bytes:
     try:
         return _encoder.encode(value).encode()
     except UnicodeEncodeError as exc:
@@ -60,9 +90,12 @@ def dumps(value: Any, *, field: str = "payload") -> bytes:
             f"{field} contains a lone surrogate, which is not valid UTF-8", field=field
         ) from exc
     except ValueError as exc:
-        raise ValidationError(
-            f"{field} contains NaN or Infinity, which JSON cannot carry", field=field
-        ) from exc
+        problem = (
+            "a circular reference"
+            if "ircular" in str(exc)
+            else "NaN or Infinity, which JSON cannot carry"
+        )
+        raise ValidationError(f"{field} contains {problem}", field=field) from exc
     except (TypeError, RecursionError) as exc:
         # json raises "keys must be str, int, float, bool or None" for odd keys: keep our
         # own wording and never echo the value.
@@ -120,21 +153,33 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
 
 
+_last_ms = -1
+_last_prefix = ""
+
+
 def new_ulid(now: float | None = None) -> str:
     """Return a new ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
 
     Used as the event ``id`` Customer.io de-duplicates on, so a retried event is applied
     once. ``random`` is reseeded after ``fork`` by CPython, so children never repeat ids.
     """
+    global _last_ms, _last_prefix
     ms = int((time.time() if now is None else now) * 1000)
-    value = (ms << 80) | random.getrandbits(80)
-    # 130 bits of output for 128 bits of value: the leading digit carries 3 bits (0-7).
     pairs = _PAIRS
-    out = [_CROCKFORD[value >> 125]]
-    for shift in range(115, 4, -10):  # twelve 10-bit pairs: bits 124..5
-        out.append(pairs[(value >> shift) & 0x3FF])
-    out.append(_CROCKFORD[value & 0x1F])
-    return "".join(out)
+    if ms != _last_ms:
+        # The 10-character time prefix changes once per millisecond: cache it.
+        _last_prefix = _CROCKFORD[(ms >> 45) & 0x7] + "".join(
+            pairs[(ms >> shift) & 0x3FF] for shift in (35, 25, 15, 5)
+        ) + _CROCKFORD[ms & 0x1F]
+        _last_ms = ms
+    # 80 random bits as two 40-bit halves: small-int arithmetic instead of a bigint.
+    hi = random.getrandbits(40)
+    lo = random.getrandbits(40)
+    return (
+        _last_prefix
+        + pairs[hi >> 30] + pairs[(hi >> 20) & 0x3FF] + pairs[(hi >> 10) & 0x3FF] + pairs[hi & 0x3FF]
+        + pairs[lo >> 30] + pairs[(lo >> 20) & 0x3FF] + pairs[(lo >> 10) & 0x3FF] + pairs[lo & 0x3FF]
+    )  # fmt: skip
 
 
 def path_segment(value: str) -> str:
