@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Any
 
@@ -198,3 +199,29 @@ def test_builder_validation() -> None:
     with pytest.raises(ValidationError, match="platform"):
         add_device("1", "tok", "", {})
     assert repr(Person.delete("secret-person")) == "<Operation delete>"
+
+
+def test_dumps_is_the_same_with_and_without_the_fast_path() -> None:
+    import dataclasses
+    import enum
+    import uuid
+
+    from customerio_async._wire import _stdlib_dumps
+
+    class Plan(enum.Enum):
+        PRO = "pro"
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    when = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    values: list[Any] = [
+        {"a": None, "b": [1, 2.5, "é"], "when": when, "day": dt.date(2024, 1, 2)},
+        {"id": uuid.UUID(int=1), "plan": Plan.PRO, "big": 2**70, "k": {1: "int key"}},
+    ]
+    for value in values:
+        assert json.loads(dumps(value)) == json.loads(_stdlib_dumps(value, "x"))
+    for bad in ({"p": Point(1)}, {"n": None, "nan": math.nan}, {"t": dt.time(1, 2)}):
+        with pytest.raises(ValidationError):
+            dumps(bad)
