@@ -38,10 +38,10 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 from urllib.parse import urlencode, urlsplit
 
 from ._config import (
@@ -78,13 +78,17 @@ from ._exceptions import (
     ValidationError,
     make_status_error,
 )
-from ._identifiers import IdentifierLike, person_ref
+from ._identifiers import person_ref
+from ._metrics import Metrics, counter, gauge, histogram_family
 from ._middleware import AccountingLayer, HTTPMiddleware, HTTPRequest, build_chain
 from ._ratelimit import TokenBucket
 from ._retry import parse_retry_after
 from ._transport import AiohttpTransport, HTTPResponse
 from ._validation import check_identifier, check_size
 from ._wire import dumps, to_timestamp
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 __all__ = [
     "APIClient",
@@ -103,6 +107,10 @@ __all__ = [
 logger = logging.getLogger("customerio_async")
 
 _SEND_KEYS = ("id", "email", "cio_id")
+
+SendIdentifiers: TypeAlias = "str | int | Mapping[str, str | int]"
+"""``{"id": ...}``, ``{"email": ...}`` or ``{"cio_id": ...}`` (ids may be ints, as in the
+official SDK); a bare value is read like a Track identifier (``cio_…``, an email, else id)."""
 # Statuses that prove the server refused before processing: safe to retry any request.
 _REFUSED = frozenset({429, 503})
 # Further statuses worth retrying when the request is idempotent (GET).
@@ -227,7 +235,7 @@ class SendEmailRequest(_SendRequest):
 
     transactional_message_id: int | str | None = None
     to: str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     _from: str | None = None
     headers: Mapping[str, str] | str | None = None
     reply_to: str | None = None
@@ -293,7 +301,7 @@ class SendPushRequest(_SendRequest):
 
     transactional_message_id: int | str | None = None
     to: str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     title: str | None = None
     message: str | None = None
     disable_message_retention: bool | None = None
@@ -321,7 +329,7 @@ class SendSMSRequest(_SendRequest):
 
     transactional_message_id: int | str | None = None
     to: str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     disable_message_retention: bool | None = None
     send_to_unsubscribed: bool | None = None
     queue_draft: bool | None = None
@@ -338,7 +346,7 @@ class SendWhatsAppRequest(_SendRequest):
 
     transactional_message_id: int | str | None = None
     to: str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     tracked: bool | None = None
     disable_message_retention: bool | None = None
     send_to_unsubscribed: bool | None = None
@@ -355,7 +363,7 @@ class SendInboxMessageRequest(_SendRequest):
     _PATH = "/v1/send/inbox_message"
 
     transactional_message_id: int | str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     disable_message_retention: bool | None = None
     queue_draft: bool | None = None
     message_data: Mapping[str, Any] | None = None
@@ -373,7 +381,7 @@ class SendInAppRequest(_SendRequest):
     _PATH = "/v1/send/in_app"
 
     transactional_message_id: int | str | None = None
-    identifiers: IdentifierLike | None = None
+    identifiers: SendIdentifiers | None = None
     disable_message_retention: bool | None = None
     queue_draft: bool | None = None
     message_data: Mapping[str, Any] | None = None
@@ -795,6 +803,12 @@ class APIClient:
         http_middleware: Your HTTP middleware, ``async def mw(request, call_next)``, as for
             :class:`CustomerIO`: they run inside the retry and rate-limit layers, once per
             attempt (``request.api == "app"``), outside the accounting layer.
+        metrics: Where Prometheus metrics go (default: a private registry,
+            ``api.metrics.registry``). Share one :class:`Metrics` with your
+            :class:`CustomerIO` clients to export them together: request latency lands in
+            ``customerio_http_request_duration_seconds{api="app"}``, plus
+            ``customerio_app_retries_total``, ``customerio_app_outcome_unknown_total``,
+            ``customerio_app_bytes_sent_total`` and ``customerio_app_in_flight_requests``.
 
     Raises:
         ConfigurationError: Missing key, unknown region, or a bad ``api_url``.
@@ -813,6 +827,7 @@ class APIClient:
         pool: PoolLimits = DEFAULT_POOL,
         user_agent: str | None = None,
         http_middleware: Sequence[HTTPMiddleware] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         app_key = env_or(key, ENV_APP_API_KEY, "key (the App API key)")
         if app_key != app_key.strip() or any(c in app_key for c in "\r\n\t "):
@@ -838,6 +853,7 @@ class APIClient:
         self._transactional = _Gate(limits.transactional, clock)
         self._general = _Gate(limits.general, clock)
         self._broadcast = _Gate(limits.broadcast, clock)
+        self.metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
         self._retries = 0
         self._outcome_unknown = 0
@@ -887,6 +903,11 @@ class APIClient:
             )
         await self._transport.open()
         self._state = _State.OPEN
+        try:
+            self.metrics.attach(self)
+        except BaseException:
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent; later calls raise :class:`ClientStateError`."""
@@ -915,6 +936,56 @@ class APIClient:
             retries_by_cause=MappingProxyType(dict(self._retries_by)),
             state=self._state.value,
         )
+
+    # ------------------------------------------------------------------ metrics
+
+    @property
+    def metrics_label(self) -> str:
+        """This client's key in a shared :class:`Metrics` (``"us:app"``/``"eu:app"``), so
+        it can share one with the Track client of the same region."""
+        return f"{self._region.value}:app"
+
+    def metric_families(self, prefix: str) -> Iterable[Metric]:
+        """This client's Prometheus families (see :class:`Metrics`)."""
+        region = self._region.value
+        accounting = self._accounting
+        latency = [
+            ([region, api, endpoint, status], hist)
+            for (api, endpoint, _, status), hist in list(accounting.latency.series.items())
+        ]
+        only = ["region"]
+        return [
+            histogram_family(
+                f"{prefix}http_request_duration_seconds",
+                "HTTP request latency per attempt (endpoint templates only).",
+                ["region", "api", "endpoint", "status_class"],
+                latency,
+            ),
+            counter(
+                f"{prefix}app_retries",
+                "App API attempts retried, by cause.",
+                ["region", "cause"],
+                [([region, cause], n) for cause, n in self._retries_by.items()],
+            ),
+            counter(
+                f"{prefix}app_outcome_unknown",
+                "App API sends/triggers that may have been applied and were not retried.",
+                only,
+                [([region], self._outcome_unknown)],
+            ),
+            counter(
+                f"{prefix}app_bytes_sent",
+                "App API request body bytes sent.",
+                only,
+                [([region], accounting.bytes_sent)],
+            ),
+            gauge(
+                f"{prefix}app_in_flight_requests",
+                "App API requests on the wire now.",
+                only,
+                [([region], accounting.in_flight)],
+            ),
+        ]
 
     # ------------------------------------------------------------------ transport
 

@@ -29,15 +29,7 @@ class TrackAPI:
     async def _call(self, op: Operation, wait: bool) -> Receipt:
         receipt = await self._submit(op)
         if wait:
-            outcome = await receipt.wait()
-            if outcome.status == "rejected":
-                raise OperationRejectedError(
-                    f"{op.action} rejected: {outcome.message or outcome.reason}", outcome=outcome
-                )
-            if outcome.status == "dropped":
-                raise OperationDroppedError(
-                    f"{op.action} dropped: {outcome.reason}", outcome=outcome
-                )
+            await confirm(receipt)
         return receipt
 
     async def send(self, operation: Operation, *, wait: bool = False) -> Receipt:
@@ -198,3 +190,20 @@ class TrackAPI:
     ) -> Receipt:
         """Remove 1–1000 people from a manual segment."""
         return await self._call(ops.segment_membership(False, segment_id, ids, id_type), wait)
+
+
+async def confirm(receipt: Receipt) -> None:
+    """Wait for ``receipt``'s outcome; raise unless it was delivered (or deduplicated).
+
+    Raises:
+        OperationRejectedError: The API refused the operation.
+        OperationDroppedError: The SDK gave it up.
+    """
+    outcome = await receipt.wait()
+    action = receipt.operation.action
+    if outcome.status == "rejected":
+        raise OperationRejectedError(
+            f"{action} rejected: {outcome.message or outcome.reason}", outcome=outcome
+        )
+    if outcome.status == "dropped":
+        raise OperationDroppedError(f"{action} dropped: {outcome.reason}", outcome=outcome)

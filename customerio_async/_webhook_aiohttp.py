@@ -18,6 +18,8 @@ __all__ = ["AiohttpHandler", "make_handler"]
 
 AiohttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+_CHUNK = 64 * 1024
+
 
 def _response(response: WebhookResponse, *, allow: bool = False) -> web.Response:
     return web.Response(
@@ -42,10 +44,15 @@ def make_handler(receiver: WebhookReceiver) -> AiohttpHandler:
         declared = request.content_length
         if declared is not None and declared > limit:
             return _response(receiver.reject("too_large"))
-        # Read at most limit + 1 bytes, so an undeclared (chunked) body cannot exhaust memory.
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            return _response(receiver.reject("too_large"))
+        # Stream the body, so an undeclared (chunked) one cannot exhaust memory either.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                return _response(receiver.reject("too_large"))
+            chunks.append(chunk)
+        body = b"".join(chunks)
         headers = request.headers
         result = await receiver.handle(
             body, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)

@@ -54,7 +54,9 @@ _encoder = json.JSONEncoder(
 # Datetimes and dataclasses go through _default, as with the stdlib: Unix seconds, and a
 # dataclass is refused rather than silently serialised by one encoder and not the other.
 _ORJSON_OPTIONS = (
-    (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
+    (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+    if orjson is not None
+    else 0
 )
 
 
@@ -168,17 +170,20 @@ def new_ulid(now: float | None = None) -> str:
     pairs = _PAIRS
     if ms != _last_ms:
         # The 10-character time prefix changes once per millisecond: cache it.
-        _last_prefix = _CROCKFORD[(ms >> 45) & 0x7] + "".join(
-            pairs[(ms >> shift) & 0x3FF] for shift in (35, 25, 15, 5)
-        ) + _CROCKFORD[ms & 0x1F]
+        _last_prefix = (
+            _CROCKFORD[(ms >> 45) & 0x7]
+            + "".join(pairs[(ms >> shift) & 0x3FF] for shift in (35, 25, 15, 5))
+            + _CROCKFORD[ms & 0x1F]
+        )
         _last_ms = ms
     # 80 random bits as two 40-bit halves: small-int arithmetic instead of a bigint.
     hi = random.getrandbits(40)
     lo = random.getrandbits(40)
+    m = 0x3FF
     return (
         _last_prefix
-        + pairs[hi >> 30] + pairs[(hi >> 20) & 0x3FF] + pairs[(hi >> 10) & 0x3FF] + pairs[hi & 0x3FF]
-        + pairs[lo >> 30] + pairs[(lo >> 20) & 0x3FF] + pairs[(lo >> 10) & 0x3FF] + pairs[lo & 0x3FF]
+        + pairs[hi >> 30] + pairs[(hi >> 20) & m] + pairs[(hi >> 10) & m] + pairs[hi & m]
+        + pairs[lo >> 30] + pairs[(lo >> 20) & m] + pairs[(lo >> 10) & m] + pairs[lo & m]
     )  # fmt: skip
 
 

@@ -520,7 +520,7 @@ class WebhookReceiver:
         self._key = signing_key.encode() if isinstance(signing_key, str) else bytes(signing_key)
         self._tolerance = tolerance
         self._dedup: WebhookDeduplicator | None = (
-            WebhookDeduplicator() if dedup is True else (dedup or None)
+            WebhookDeduplicator() if dedup is True else (None if dedup is False else dedup)
         )
         self._busy_timeout = busy_timeout
         self.max_body_size = max_body_size
@@ -619,6 +619,14 @@ class WebhookReceiver:
             )
         finally:
             slots.release()
+
+    async def join(self) -> None:
+        """Wait until no callback is running (including ones started meanwhile).
+
+        Handy in tests: emit an event, ``await receiver.join()``, then assert.
+        """
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     async def aclose(self, timeout: float | None = 10.0) -> None:
         """Refuse new events (503) and wait for running callbacks; cancel them after
