@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -269,6 +270,7 @@ class CustomerIO(TrackAPI):
         self._admit = build_chain(admit, [*layers, *operation_middleware])
         self.metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         # Never the site id or key: reprs end up in logs and tracebacks.
@@ -318,6 +320,7 @@ class CustomerIO(TrackAPI):
             raise ClientStateError(
                 f"this CustomerIO client is {self._state.value}; a client can be opened once"
             )
+        self._pid = os.getpid()
         await self._transport.open()
         self._state = _State.OPEN
         try:
@@ -351,6 +354,8 @@ class CustomerIO(TrackAPI):
             return
         opened = self._state is _State.OPEN
         self._state = _State.CLOSED
+        if self._pid != os.getpid():
+            return  # a forked child must not drain or close the parent's connections
         try:
             if opened and self._batching:
                 drain = self._batch_config.drain_timeout if timeout is None else timeout
@@ -359,6 +364,13 @@ class CustomerIO(TrackAPI):
             await self._transport.aclose()
 
     def _check_open(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child inherits our sockets and buffer; using them would interleave
+            # bytes on the parent's connections and send the parent's operations twice.
+            raise ClientStateError(
+                "this CustomerIO client was opened in another process (fork); "
+                "create a new client in the child"
+            )
         if self._state is not _State.OPEN:
             if self._state is _State.NEW:
                 raise ClientStateError(
@@ -445,7 +457,7 @@ class CustomerIO(TrackAPI):
 
     async def _call(self, op: Operation, wait: bool) -> Receipt:
         # The hot path of every Track call: one coroutine hop fewer than TrackAPI._call.
-        if self._state is not _State.OPEN:
+        if self._state is not _State.OPEN or self._pid != os.getpid():
             self._check_open()
         receipt = await self._admit(op)
         if wait:
