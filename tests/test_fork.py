@@ -38,7 +38,7 @@ async def test_a_forked_child_cannot_use_the_parents_client(fake: FakeCustomerIO
             finally:
                 os._exit(code)
         os.close(write_fd)
-        _, status = os.waitpid(pid, 0)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
         message = os.read(read_fd, 4096).decode()
         os.close(read_fd)
         assert os.waitstatus_to_exitcode(status) == 0
