@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from customerio_async import BatchConfig, CustomerIO, DedupConfig, Operation, Receipt
+from customerio_async import BatchConfig, CustomerIO, Operation, Receipt
 from customerio_async._middleware import Histogram
 
 RESULTS = Path(__file__).parent / "results"

@@ -271,6 +271,25 @@ async def _drive_concurrent(
     return state["samples"]
 
 
+class GcTimer:
+    """Time the cyclic garbage collector through ``gc.callbacks`` (cost: per collection)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.longest = 0.0
+        self.collections = [0, 0, 0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        took = time.perf_counter() - self._start
+        self.total += took
+        self.longest = max(self.longest, took)
+        self.collections[info["generation"]] += 1
+
+
 def _usage() -> tuple[float, int]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
@@ -296,6 +315,8 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         cpu0, rss0 = _usage()
         out["rss_before_kb"] = rss0
+        gc_timer = GcTimer()
+        gc.callbacks.append(gc_timer)
         if profiler is not None:
             profiler.enable()
         t0 = time.perf_counter()
@@ -308,8 +329,12 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         t1 = time.perf_counter()
         if profiler is not None:
             profiler.disable()
+        gc.callbacks.remove(gc_timer)
         cpu1, rss1 = _usage()
         out.update(
+            gc_s=gc_timer.total,
+            gc_max_ms=gc_timer.longest * 1000,
+            gc_collections=gc_timer.collections,
             wall_s=t1 - t0,
             admit_s=t_admitted - t0,
             cpu_s=cpu1 - cpu0,
@@ -482,6 +507,7 @@ def _run_client(
     result["duplicates"] = stats["duplicates"]
     result["ops_per_s"] = stats["ops"] / result["wall_s"] if result["wall_s"] else 0.0
     result["server_cpu_us_per_op"] = stats["cpu_s"] / max(1, stats["ops"]) * 1e6
+    result["gc_pct"] = 100 * result["gc_s"] / result["cpu_s"] if result["cpu_s"] else 0.0
     result["ok"] = stats["ops"] == ops and result["delivered"] == ops
     return result
 
@@ -519,7 +545,9 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
         f"- Python: {meta['python']}; aiohttp {meta['aiohttp']}; orjson {meta['orjson']}; "
         f"customerio-async {meta['sdk']} at {meta['revision']}",
         f"- CPU: {meta['cpu']} ({meta['cpus']} CPUs online); client pinned to "
-        f"{meta['client_affinity']}, server to {meta['server_affinity']}",
+        f"{meta['client_affinity']}, server to {meta['server_affinity']}; load average "
+        f"{meta['load_start']} at start, {meta['load_end']} at end (other processes share "
+        "these CPUs)",
         f"- Server: {meta['server']}",
         f"- Command: `{meta['command']}`",
         f'- Workload: N = {meta["ops"]:,} `track(f"user-{{i % 5000}}", "purchased", '
@@ -531,9 +559,9 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
         "send phase (admission + delivery/flush)",
         "",
         "| Row | Config | ops | wall s | ops/s delivered | client CPU µs/op | × limit "
-        "| admission p50 µs | p99 µs | max ms | peak RSS MiB | delivered/sent "
-        "| server CPU µs/op | status |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|",
+        "| admission p50 µs | p99 µs | max ms | GC % of CPU | GC max pause ms | peak RSS MiB "
+        "| delivered/sent | server CPU µs/op | status |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|",
     ]
     for key in rows:
         row = ROWS[key]
@@ -542,7 +570,8 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
         errors = [r["error"] for r in mine if "error" in r]
         ops = mine[0]["ops"] if mine else 0
         ratio = "1.00" if key == "limit" else _fmt_range(_paired_ratios(results, key), ".2f")
-        delivered = "/".join(f"{r['server_ops']:,}" for r in ok_runs) or "–"
+        counts = sorted({r["server_ops"] for r in ok_runs})
+        delivered = "/".join(f"{c:,}" for c in counts) if counts else "–"
         failing = errors or any(not r["ok"] for r in ok_runs)
         dups = sum(r["duplicates"] for r in ok_runs)
         status = "FAILING" if failing else "ok"
@@ -559,8 +588,10 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
             f"| {_fmt_range(_collect(results, key, 'p50_us'), '.1f')} "
             f"| {_fmt_range(_collect(results, key, 'p99_us'), '.1f')} "
             f"| {_fmt_range(_collect(results, key, 'max_us', 1e-3), '.1f')} "
+            f"| {_fmt_range(_collect(results, key, 'gc_pct'), '.0f')} "
+            f"| {_fmt_range(_collect(results, key, 'gc_max_ms'), '.1f')} "
             f"| {_fmt_range(_collect(results, key, 'rss_peak_kb', 1 / 1024), '.0f')} "
-            f"| {delivered} / {ops:,} each "
+            f"| {delivered} / {ops:,} "
             f"| {_fmt_range(_collect(results, key, 'server_cpu_us_per_op'), '.2f')} "
             f"| {status} |"
         )
@@ -583,7 +614,9 @@ def render(results: list[dict[str, Any]], meta: dict[str, Any], rows: Sequence[s
     lines += [
         "Notes: `× limit` is the median (min–max) of the per-repetition ratio of CPU/op to "
         "the limit client's in the same repetition. `ops/s delivered` is the server's count "
-        "of applied operations over the client's send-phase wall time. Peak RSS is the client "
+        "of applied operations over the client's send-phase wall time. GC is the time spent in "
+        "the cyclic garbage collector (gc.callbacks) during the send phase, as a share of the "
+        "client's CPU, and its longest single pause. Peak RSS is the client "
         "process's `ru_maxrss` (interpreter and imports included). The direct row's "
         "admission latency is a whole request round trip.",
         "",
@@ -688,8 +721,16 @@ def parent_main(args: argparse.Namespace) -> int:
         return _parent_run(args, env, sdk)
 
 
+def _load() -> str:
+    try:
+        return "/".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "?"
+
+
 def _parent_run(args: argparse.Namespace, env: dict[str, str], sdk: str) -> int:
     started = time.monotonic()
+    load_start = _load()
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     for key in rows:
         if key not in ROWS:
@@ -719,6 +760,7 @@ def _parent_run(args: argparse.Namespace, env: dict[str, str], sdk: str) -> int:
                             f"{result['cpu_us_per_op']:7.2f} µs/op "
                             f"p50 {result.get('p50_us', 0):6.1f} µs "
                             f"p99 {result.get('p99_us', 0):8.1f} µs "
+                            f"GC {result['gc_pct']:3.0f}% "
                             f"server {result['server_ops']:,}/{n:,}"
                             f"{'' if result['ok'] else '  FAILING'}",
                             flush=True,
@@ -759,6 +801,8 @@ def _parent_run(args: argparse.Namespace, env: dict[str, str], sdk: str) -> int:
         "orjson": versions["orjson"],
         "sdk": versions["customerio-async"],
         "revision": sdk,
+        "load_start": load_start,
+        "load_end": _load(),
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "client_affinity": next((r.get("affinity") for r in results if "affinity" in r), "?"),

@@ -24,7 +24,12 @@ Two implementations:
 ``/_stats`` answers ``{"ops": applied operations, "duplicates": repeated event ids,
 "requests", "bytes", "status": {code: count}, "cpu_s": server CPU since the last reset, …}``.
 
-The process pins itself to CPU 1 (``--cpu``) where ``os.sched_setaffinity`` exists.
+The process pins itself to CPU 1 (``--cpu``) where ``os.sched_setaffinity`` exists, and
+freezes the objects alive after import with rare young collections (decoded batches are
+freed by reference counting as soon as they are counted). The lean server costs about
+1.5–2 µs of its own CPU per operation, so one server core accepts ~500,000 ops/s;
+``FakeCustomerIO`` costs ~12–15 µs per operation (~70,000 ops/s), too slow to measure a
+client that should deliver 100,000 ops/s.
 """
 
 from __future__ import annotations

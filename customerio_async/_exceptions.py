@@ -277,8 +277,9 @@ class WebhookVerificationError(CustomerIOError, ValueError):
     """A reporting-webhook request failed verification; do not process it.
 
     Attributes:
-        reason: ``"missing_header"``, ``"invalid_timestamp"``, ``"bad_signature"``,
-            ``"too_old"`` or ``"too_new"`` (each with its own message).
+        reason: From verification, ``"missing_header"``, ``"invalid_timestamp"``,
+            ``"bad_signature"``, ``"too_old"`` or ``"too_new"`` (each with its own message);
+            from parsing, ``"invalid_payload"`` (a verified body that is not an event).
     """
 
     def __init__(self, message: str, *, reason: str) -> None:

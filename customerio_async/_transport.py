@@ -13,6 +13,7 @@ redirects EU workspaces that call the US host.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import platform
 import sys
@@ -40,6 +41,7 @@ logger = logging.getLogger("customerio_async")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 3
+_STREAM_ABOVE = 1 << 20
 
 
 def default_user_agent() -> str:
@@ -241,7 +243,9 @@ class AiohttpTransport:
             async with session.request(
                 method,
                 URL(url, encoded=True),
-                data=body,
+                # aiohttp warns about (and copies) large in-memory bytes bodies; a stream
+                # view avoids both. A fresh one per attempt, so retries resend in full.
+                data=io.BytesIO(body) if body is not None and len(body) > _STREAM_ABOVE else body,
                 headers=headers,
                 allow_redirects=False,
             ) as resp:

@@ -135,6 +135,7 @@ def verify_signature(
         WebhookVerificationError: ``reason`` is ``"missing_header"``, ``"invalid_timestamp"``,
             ``"bad_signature"``, ``"too_old"`` or ``"too_new"``, each with its own message.
         TypeError: ``raw_body`` is not bytes (a ``str`` body has usually been re-encoded).
+        ValueError: ``signing_key`` is empty.
     """
     if not isinstance(raw_body, (bytes, bytearray, memoryview)):
         raise TypeError("raw_body must be the raw request body as bytes")
@@ -148,6 +149,8 @@ def verify_signature(
             f"the {TIMESTAMP_HEADER} header is not Unix seconds", reason="invalid_timestamp"
         )
     key = signing_key.encode() if isinstance(signing_key, str) else signing_key
+    if not key:
+        raise ValueError("signing_key is required")
     expected = hmac.digest(key, b"v0:" + ts_text.encode() + b":" + bytes(raw_body), "sha256")
     given = signature.strip()
     if given[:3] in ("v0=", "V0="):

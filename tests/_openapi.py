@@ -24,6 +24,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 __all__ = [
+    "APP_BODY_SCHEMAS",
+    "APP_SPEC_PATCHES",
+    "CAMPAIGN_BRANCHES",
     "SPEC_PATCHES",
     "SPEC_PATH",
     "BodyValidator",
@@ -31,10 +34,14 @@ __all__ = [
     "SpecOperation",
     "SpecViolation",
     "StalePatchError",
+    "app_schema_name",
     "batch_item_pointer",
     "build_contract",
+    "campaign_branch_pointer",
+    "component_pointer",
     "is_ulid",
     "is_unix_seconds",
+    "load_app_contract",
     "load_contract",
 ]
 
@@ -383,3 +390,104 @@ def build_contract(patches: Iterable[Callable[[Spec], None]]) -> BodyValidator:
 def load_contract() -> BodyValidator:
     """The document with every :data:`SPEC_PATCHES` applied; built once per process."""
     return build_contract(SPEC_PATCHES)
+
+
+# ----------------------------------------------------------------------------- App API
+# The App API's own document (AS) could not be stored (contract §10 U17); its request bodies
+# are validated against the components the Track document shares with it (contract §8):
+# ``#/components/schemas/sendemail|sendpush|sendsms|sendinbox|sendinapp|campaignRequest``.
+
+APP_BODY_SCHEMAS: dict[str, str | None] = {
+    "/v1/send/email": "sendemail",
+    "/v1/send/push": "sendpush",
+    "/v1/send/sms": "sendsms",
+    "/v1/send/inbox_message": "sendinbox",
+    "/v1/send/in_app": "sendinapp",
+    # Sent by the official SDKs (PY 3.2.0) but absent from the shared components (U17).
+    "/v1/send/whatsapp": None,
+}
+_TRIGGERS = re.compile(r"/v1/campaigns/[1-9][0-9]*/triggers")
+_TRIGGER_ERRORS = re.compile(r"/v1/campaigns/[1-9][0-9]*/triggers/[1-9][0-9]*/errors")
+
+
+def app_schema_name(method: str, raw_path: str) -> str | None:
+    """The component that describes an App API request body; ``None`` for bodyless GETs and
+    for endpoints the document has no component for.
+
+    Raises:
+        SpecViolation: The request is not an App API endpoint this SDK uses.
+    """
+    path = raw_path.split("?", 1)[0]
+    if method == "POST" and path in APP_BODY_SCHEMAS:
+        return APP_BODY_SCHEMAS[path]
+    if method == "POST" and _TRIGGERS.fullmatch(path):
+        return "campaignRequest"
+    if method == "GET" and _TRIGGER_ERRORS.fullmatch(path):
+        return None
+    raise SpecViolation(f"{method} {path}: not an App API endpoint the SDK uses")
+
+
+def component_pointer(name: str) -> str:
+    """Pointer to ``#/components/schemas/<name>``."""
+    return _pointer("components", "schemas", name)
+
+
+# Which campaignRequest branch (by title) each audience key selects.
+CAMPAIGN_BRANCHES = {
+    "recipients": "Custom recipients",
+    "emails": "Emails",
+    "ids": "IDs",
+    "per_user_data": "User Maps",
+    "data_file_url": "Data file URL",
+}
+
+
+def campaign_branch_pointer(spec: Spec, body: Mapping[str, Any]) -> str:
+    """Pointer to the ``campaignRequest`` branch meant for ``body``'s audience.
+
+    Once its ``oneOf`` is relaxed to ``anyOf`` the "Default audience" branch accepts any
+    object, so each body is also validated against the one branch its audience selects.
+    """
+    title = next((CAMPAIGN_BRANCHES[k] for k in CAMPAIGN_BRANCHES if k in body), "Default audience")
+    node = spec["components"]["schemas"]["campaignRequest"]
+    key = "anyOf" if "anyOf" in node else "oneOf"
+    (index,) = (i for i, branch in enumerate(node[key]) if branch.get("title") == title)
+    return component_pointer("campaignRequest") + f"/{key}/{index}"
+
+
+def patch_campaign_request_one_of(spec: Spec) -> None:
+    """Contract §8 item 1: ``components.schemas.campaignRequest`` is a ``oneOf`` whose
+    "Default audience" branch (only optional common props, no ``additionalProperties:
+    false``) also matches every other audience, so ``{"ids": [...]}`` is "valid under each
+    of" two branches. Treat it as ``anyOf``; :func:`campaign_branch_pointer` then checks the
+    branch the audience selects, so the validation keeps its teeth."""
+    _one_of_to_any_of(spec["components"]["schemas"]["campaignRequest"], "campaignRequest")
+
+
+def patch_sendemail_headers_type(spec: Spec) -> None:
+    """Contract §8 item 2 (§4.1, §10 U3): ``transactionalSharedEmailObject.headers`` is
+    typed as a JSON *string*, but the vendor's own example and every SDK send an object of
+    header names to string values. Accept both shapes (only on the send-email object; the
+    shared ``headers`` component used by other App objects is left alone)."""
+    props = spec["components"]["schemas"]["transactionalSharedEmailObject"]["properties"]
+    headers = props["headers"]
+    _expect(headers == {"$ref": "#/components/schemas/headers"}, "sendemail headers")
+    _expect(spec["components"]["schemas"]["headers"].get("type") == "string", "headers type")
+    props["headers"] = {
+        "anyOf": [
+            {"$ref": "#/components/schemas/headers"},
+            {"type": "object", "additionalProperties": {"type": "string"}},
+        ]
+    }
+
+
+APP_SPEC_PATCHES: tuple[Callable[[Spec], None], ...] = (
+    patch_campaign_request_one_of,
+    patch_sendemail_headers_type,
+)
+
+
+@lru_cache(maxsize=1)
+def load_app_contract() -> BodyValidator:
+    """The document with every :data:`APP_SPEC_PATCHES` applied; built once per process."""
+    return build_contract(APP_SPEC_PATCHES)

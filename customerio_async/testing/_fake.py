@@ -215,7 +215,10 @@ class _Exchange:
 
 
 def _envelope_for(segments: tuple[str, ...]) -> _Envelope:
-    return "v2" if segments[:2] == ("api", "v2") else "v1"
+    if segments[:2] == ("api", "v2"):
+        return "v2"
+    # App API paths (/v1/...) answer {"meta": {"error": ...}} whatever v1_error_envelope says.
+    return "app" if segments[:1] == ("v1",) else "v1"
 
 
 def _person_key(identifiers: Mapping[str, str]) -> str:
