@@ -12,6 +12,7 @@ namespaces at the end of this module.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -87,32 +88,65 @@ class Operation:
     helpers (or get them implicitly from ``CustomerIO.identify()`` and friends) and send
     them with ``CustomerIO.send()`` or ``CustomerIO.batch()``.
 
+    Once admitted into the send pipeline an operation keeps only its serialised bytes (the
+    dict form is released to keep buffered memory close to the bytes on the wire);
+    ``v2`` then re-reads the bytes on demand.
+
     Attributes:
         action: The v2 action (``identify``, ``event``…) or a v1-only name
             (``anonymous_event``, ``add_to_segment``, ``remove_from_segment``).
-        v2: The v2 operation dict, or ``None`` when only v1 can carry it.
-        v1: The v1 request the official SDK would send, or ``None``.
         lane: Ordering key: operations with the same lane are delivered in order.
         explicit_id: The caller supplied the event ``id`` (so repeats are meaningful).
+        v1_path_id: The person identifier for v1 ``/customers/{id}`` paths, when the v1
+            server would read it correctly (else ``None``).
     """
 
-    __slots__ = ("_v2_bytes", "action", "explicit_id", "lane", "v1", "v2")
+    __slots__ = ("_v1", "_v2", "_v2_bytes", "action", "explicit_id", "lane", "v1_path_id")
 
     def __init__(
         self,
         action: str,
         *,
         v2: dict[str, Any] | None,
-        v1: V1Request | None,
+        v1: V1Request | None = None,
         lane: str,
         explicit_id: bool = False,
+        v1_path_id: str | None = None,
     ) -> None:
         self.action = action
-        self.v2 = v2
-        self.v1 = v1
+        self._v2 = v2
+        self._v1 = v1
         self.lane = lane
         self.explicit_id = explicit_id
+        self.v1_path_id = v1_path_id
         self._v2_bytes: bytes | None = None
+
+    @property
+    def has_v2(self) -> bool:
+        """Whether ``/api/v2`` can carry this operation (cheap, unlike ``v2``)."""
+        return self._v2 is not None or self._v2_bytes is not None
+
+    @property
+    def v2(self) -> dict[str, Any] | None:
+        """The v2 operation dict, or ``None`` when only v1 can carry it."""
+        if self._v2 is not None:
+            return self._v2
+        if self._v2_bytes is not None:
+            parsed: dict[str, Any] = json.loads(self._v2_bytes)
+            return parsed
+        return None
+
+    @property
+    def v1(self) -> V1Request | None:
+        """The v1 request the official SDK would send, or ``None`` when v1 cannot address
+        it (typed v2 operations, explicit identifiers the v1 server would misread)."""
+        if self._v1 is not None:
+            return self._v1
+        if self.v1_path_id is None:
+            return None
+        v2 = self.v2
+        assert v2 is not None  # person operations with a v1 path always have a v2 form
+        return _v1_for(self.action, self.v1_path_id, v2)
 
     def v2_bytes(self) -> bytes:
         """The v2 operation serialised once and cached (reused across retries).
@@ -122,18 +156,69 @@ class Operation:
             PayloadTooLargeError: When the operation exceeds 32,000 bytes.
         """
         if self._v2_bytes is None:
-            if self.v2 is None:
+            if self._v2 is None:
                 raise ValidationError(
                     f"{self.action} operations have no v2 form; send them on their own"
                 )
-            data = dumps(self.v2, field=self.action)
+            data = dumps(self._v2, field=self.action)
             check_size(len(data), MAX_OP_BYTES, f"{self.action} operation")
             self._v2_bytes = data
         return self._v2_bytes
 
+    def compact(self) -> None:
+        """Release the dict form once the bytes exist (called at pipeline admission)."""
+        if self._v2_bytes is not None:
+            self._v2 = None
+
     def __repr__(self) -> str:
         # No identifiers or payload: reprs end up in logs.
         return f"<Operation {self.action}>"
+
+
+def _v1_for(action: str, pid: str, v2: dict[str, Any]) -> V1Request | None:
+    """Derive the official SDK's v1 request from a person operation's v2 form."""
+    if action == "identify":
+        return V1Request("PUT", ("customers", pid), "/customers/{id}", v2["attributes"])
+    if action in ("event", "page", "screen"):
+        body: dict[str, Any] = {"name": v2["name"], "data": v2["attributes"], "id": v2["id"]}
+        if action != "event":
+            body["type"] = action
+        if "timestamp" in v2:
+            body["timestamp"] = v2["timestamp"]
+        return V1Request(
+            "POST",
+            ("customers", pid, "events"),
+            "/customers/{id}/events",
+            body,
+            event_data=v2["attributes"],
+        )
+    if action == "add_device":
+        # The v1 device object (contract §2.4): id + platform, last_used, and custom
+        # attributes under "attributes" as the spec (and the Node SDK) put them.
+        device = v2["device"]
+        v1_device: dict[str, Any] = {"id": device["token"], "platform": device["platform"]}
+        for key in ("last_used", "attributes"):
+            if key in device:
+                v1_device[key] = device[key]
+        return V1Request(
+            "PUT",
+            ("customers", pid, "devices"),
+            "/customers/{id}/devices",
+            {"device": v1_device},
+        )
+    if action == "delete_device":
+        return V1Request(
+            "DELETE",
+            ("customers", pid, "devices", v2["device"]["token"]),
+            "/customers/{id}/devices/{device_id}",
+            {},
+        )
+    if action == "delete":
+        # The official SDK sends "{}" on these; Customer.io accepts both, we match it.
+        return V1Request("DELETE", ("customers", pid), "/customers/{id}", {})
+    if action in ("suppress", "unsuppress"):
+        return V1Request("POST", ("customers", pid, action), f"/customers/{{id}}/{action}", {})
+    return None  # pragma: no cover - every person action with a v1 path is listed above
 
 
 def _lane(ref: PersonRef) -> str:
@@ -159,55 +244,37 @@ def _event_id(id: str | None) -> str:
 # ----------------------------------------------------------------------- official-style calls
 
 
+def _person_op(
+    action: str, ref: PersonRef, extra: dict[str, Any] | None = None, *, explicit_id: bool = False
+) -> Operation:
+    v2: dict[str, Any] = {"type": "person", "action": action, "identifiers": ref.identifiers}
+    if extra:
+        v2.update(extra)
+    return Operation(
+        action, v2=v2, lane=_lane(ref), explicit_id=explicit_id, v1_path_id=ref.v1_path_id
+    )
+
+
 def identify(customer_id: IdentifierLike, attributes: Mapping[str, Any]) -> Operation:
     """Build ``identify`` (v1 ``PUT /customers/{id}``; v2 person identify)."""
     ref = person_ref(customer_id, "id")
     check_attributes(attributes)
-    attrs = dict(attributes)
-    v1 = (
-        V1Request("PUT", ("customers", ref.v1_path_id), "/customers/{id}", attrs)
-        if ref.v1_path_id is not None
-        else None
-    )
-    v2 = {
-        "type": "person",
-        "action": "identify",
-        "identifiers": ref.identifiers,
-        "attributes": attrs,
-    }
-    return Operation("identify", v2=v2, v1=v1, lane=_lane(ref))
-
-
-def _person_simple(
-    action: str, customer_id: IdentifierLike, v1_method: str, v1_suffix: str | None
-) -> Operation:
-    ref = person_ref(customer_id)
-    v1 = None
-    if ref.v1_path_id is not None:
-        segments: tuple[str, ...] = ("customers", ref.v1_path_id)
-        template = "/customers/{id}"
-        if v1_suffix:
-            segments += (v1_suffix,)
-            template += "/" + v1_suffix
-        # The official SDK sends "{}" on these; Customer.io accepts both, we match it.
-        v1 = V1Request(v1_method, segments, template, {})
-    v2 = {"type": "person", "action": action, "identifiers": ref.identifiers}
-    return Operation(action, v2=v2, v1=v1, lane=_lane(ref))
+    return _person_op("identify", ref, {"attributes": attributes})
 
 
 def delete(customer_id: IdentifierLike) -> Operation:
     """Build ``delete`` (v1 ``DELETE /customers/{id}``)."""
-    return _person_simple("delete", customer_id, "DELETE", None)
+    return _person_op("delete", person_ref(customer_id))
 
 
 def suppress(customer_id: IdentifierLike) -> Operation:
     """Build ``suppress`` (v1 ``POST /customers/{id}/suppress``)."""
-    return _person_simple("suppress", customer_id, "POST", "suppress")
+    return _person_op("suppress", person_ref(customer_id))
 
 
 def unsuppress(customer_id: IdentifierLike) -> Operation:
     """Build ``unsuppress`` (v1 ``POST /customers/{id}/unsuppress``)."""
-    return _person_simple("unsuppress", customer_id, "POST", "unsuppress")
+    return _person_op("unsuppress", person_ref(customer_id))
 
 
 def event(
@@ -221,34 +288,14 @@ def event(
 ) -> Operation:
     """Build a person event, page view or screen view (v1 ``POST /customers/{id}/events``)."""
     ref = person_ref(customer_id)
-    name = check_event_name(name)
-    payload = check_event_data(data)
-    event_id = _event_id(id)
-    body: dict[str, Any] = {"name": name, "data": payload, "id": event_id}
-    if kind != "event":
-        body["type"] = kind
-    v2: dict[str, Any] = {
-        "type": "person",
-        "action": kind,
-        "identifiers": ref.identifiers,
-        "name": name,
-        "id": event_id,
-        "attributes": payload,
+    extra: dict[str, Any] = {
+        "name": check_event_name(name),
+        "id": _event_id(id),
+        "attributes": check_event_data(data),
     }
     if timestamp is not None:
-        ts = to_timestamp(timestamp)
-        body["timestamp"] = ts
-        v2["timestamp"] = ts
-    v1 = None
-    if ref.v1_path_id is not None:
-        v1 = V1Request(
-            "POST",
-            ("customers", ref.v1_path_id, "events"),
-            "/customers/{id}/events",
-            body,
-            event_data=payload,
-        )
-    return Operation(kind, v2=v2, v1=v1, lane=_lane(ref), explicit_id=id is not None)
+        extra["timestamp"] = to_timestamp(timestamp)
+    return _person_op(kind, ref, extra, explicit_id=id is not None)
 
 
 def anonymous_event(
@@ -278,65 +325,34 @@ def add_device(
 ) -> Operation:
     """Build ``add_device`` (v1 ``PUT /customers/{id}/devices``; v2 ``add_device``).
 
-    Extra keyword data goes inside the v1 ``device`` object, as the official SDK does; in
-    v2, ``last_used`` stays on the device and everything else moves to
-    ``device.attributes`` (an explicit ``attributes`` mapping is merged in).
+    ``last_used`` stays on the device; every other keyword becomes a custom device
+    attribute under ``device.attributes`` (an explicit ``attributes`` mapping is merged in),
+    in both v1 and v2, as the API documents the device object.
     """
     ref = person_ref(customer_id)
     token = check_identifier(device_id, "device_id")
     if not isinstance(platform, str) or not platform:
         raise ValidationError("platform must be a non-empty string", field="platform")
-    extra = dict(data)
-    device_v1: dict[str, Any] = {**extra, "id": token, "platform": platform}
-    device_v2: dict[str, Any] = {"token": token, "platform": platform}
+    device: dict[str, Any] = {"token": token, "platform": platform}
     attributes: dict[str, Any] = {}
-    for key, value in extra.items():
+    for key, value in data.items():
         if key == "last_used":
-            device_v2["last_used"] = to_timestamp(value, field="last_used")
-            device_v1["last_used"] = device_v2["last_used"]
+            device["last_used"] = to_timestamp(value, field="last_used")
         elif key == "attributes" and isinstance(value, Mapping):
             attributes.update(value)
         else:
             attributes[key] = value
     if attributes:
         check_attributes(attributes, "device attributes")
-        device_v2["attributes"] = attributes
-    v1 = None
-    if ref.v1_path_id is not None:
-        v1 = V1Request(
-            "PUT",
-            ("customers", ref.v1_path_id, "devices"),
-            "/customers/{id}/devices",
-            {"device": device_v1},
-        )
-    v2 = {
-        "type": "person",
-        "action": "add_device",
-        "identifiers": ref.identifiers,
-        "device": device_v2,
-    }
-    return Operation("add_device", v2=v2, v1=v1, lane=_lane(ref))
+        device["attributes"] = attributes
+    return _person_op("add_device", ref, {"device": device})
 
 
 def delete_device(customer_id: IdentifierLike, device_id: str) -> Operation:
     """Build ``delete_device`` (v1 ``DELETE /customers/{id}/devices/{device_id}``)."""
     ref = person_ref(customer_id)
     token = check_identifier(device_id, "device_id")
-    v1 = None
-    if ref.v1_path_id is not None:
-        v1 = V1Request(
-            "DELETE",
-            ("customers", ref.v1_path_id, "devices", token),
-            "/customers/{id}/devices/{device_id}",
-            {},
-        )
-    v2 = {
-        "type": "person",
-        "action": "delete_device",
-        "identifiers": ref.identifiers,
-        "device": {"token": token},
-    }
-    return Operation("delete_device", v2=v2, v1=v1, lane=_lane(ref))
+    return _person_op("delete_device", ref, {"device": {"token": token}})
 
 
 def merge_customers(

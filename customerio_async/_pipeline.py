@@ -371,8 +371,12 @@ class Pipeline:
             ClientStateError: The client is not open.
         """
         self._check_admission()
-        data = op.v2_bytes() if op.v2 is not None else (op.v1.encode_body() if op.v1 else b"")
-        data = data or b""
+        if op.has_v2:
+            data = op.v2_bytes()
+            op.compact()  # buffered memory ≈ the bytes we will send, not the dicts
+        else:
+            v1 = op.v1
+            data = (v1.encode_body() if v1 is not None else None) or b""
         size = len(data)
         if (
             self._blocked
@@ -561,7 +565,7 @@ class Pipeline:
                 continue
             if item.outcome is not None:  # evicted by drop_oldest while queued
                 continue
-            if item.operation.v2 is None:
+            if not item.operation.has_v2:
                 await self._deliver_single(index, item)
                 continue
             batch = [item]
@@ -583,7 +587,7 @@ class Pipeline:
                     break
                 if nxt.outcome is not None:
                     continue
-                if nxt.operation.v2 is None:
+                if not nxt.operation.has_v2:
                     carry = nxt
                     break
                 grown = size + 1 + len(nxt.data)

@@ -147,7 +147,12 @@ async def test_devices(fake: FakeCustomerIO, cio: CustomerIO) -> None:
     req = last(fake)
     assert req.path == "/api/v1/customers/42/devices"
     assert req.json() == {
-        "device": {"app_version": "1.0", "last_used": 1714514400, "id": "tok/1", "platform": "ios"}
+        "device": {
+            "id": "tok/1",
+            "platform": "ios",
+            "last_used": 1714514400,
+            "attributes": {"app_version": "1.0"},
+        }
     }
     await cio.delete_device("42", "tok/1")
     req = last(fake)
