@@ -266,7 +266,7 @@ class BatchConfig:
     linger: float = 0.5
     max_concurrent_requests: int = 4
     max_buffer_bytes: int = 32 * 1024 * 1024
-    max_buffer_ops: int = 100_000
+    max_buffer_ops: int = 50_000
     overflow: OverflowPolicy = "block"
     enqueue_timeout: float = 1.0
     overflow_fallback: Literal["drop_newest", "raise"] = "drop_newest"

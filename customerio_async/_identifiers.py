@@ -48,7 +48,7 @@ class PersonRef:
         self.identifiers = identifiers
         self.v1_path_id = v1_path_id
         ((key, value),) = identifiers.items()
-        self.lane = f"{key}:{value}"
+        self.lane = f"person:{key}:{value}"
 
     def __repr__(self) -> str:
         # Identifiers are personal data: keep them out of reprs that end up in logs.
@@ -59,7 +59,7 @@ def infer_key(value: str) -> str:
     """Return the identifier type the v1 server infers for a bare value."""
     if value.startswith("cio_"):
         return "cio_id"
-    if _EMAIL.fullmatch(value):
+    if "@" in value and _EMAIL.fullmatch(value):  # the regex only for candidates
         return "email"
     return "id"
 
@@ -78,7 +78,7 @@ def person_ref(
         ValidationError: Blank, too long, wrong type, or an object without exactly one
             accepted key.
     """
-    if isinstance(value, Mapping):
+    if type(value) is not str and isinstance(value, Mapping):  # str first: the hot path
         if len(value) != 1:
             raise ValidationError(
                 f"{field} must have exactly one identifier key ({', '.join(v2_keys)})",

@@ -222,7 +222,7 @@ def _v1_for(action: str, pid: str, v2: dict[str, Any]) -> V1Request | None:
 
 
 def _lane(ref: PersonRef) -> str:
-    return "person:" + ref.lane
+    return ref.lane
 
 
 _ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")

@@ -41,11 +41,14 @@ def check_identifier(value: Any, field: str) -> str:
     Raises:
         ValidationError: When empty, not a str/int, or over 150 UTF-8 bytes.
     """
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValidationError(
             f"{field} must be a string or an integer, got {type(value).__name__}", field=field
         )
-    text = str(value)
+    else:
+        text = str(value)
     if not text:
         raise ValidationError(f"{field} cannot be blank", field=field)
     try:
