@@ -778,6 +778,7 @@ def _parent_run(args: argparse.Namespace, env: dict[str, str], sdk: str) -> int:
                 header = (
                     f"# cProfile of the {key} row, send phase only: N={n:,}, "
                     f"{result['cpu_us_per_op']:.2f} µs/op under the profiler\n"
+                    f"# customerio-async: {sdk}\n# command: {shlex.join(['python', *sys.argv])}\n"
                 )
                 (RESULTS / f"profile-{key}.txt").write_text(header + report)
                 profiles.append(header + report)

@@ -245,9 +245,15 @@ def unmappable_batch_errors(request: HTTPRequest, response: HTTPResponse) -> boo
     Such a response is retried like a server error: accepting it would report rejected
     operations as delivered (Customer.io's own integrations treat it as a 502).
     """
-    if request.endpoint != "/api/v2/batch" or response.body in (b"{}", b""):
+    if request.endpoint != "/api/v2/batch":
+        return False
+    if response.status != 207 and response.body in (b"{}", b""):
         return False
     errors = parse_error_body(response.body)
+    if response.status == 207 and not errors:
+        # "Some operations failed" without saying which (an empty, truncated or malformed
+        # body): settling it would report the failed ones as delivered.
+        return True
     return any(e.batch_index is None or not 0 <= e.batch_index < request.ops for e in errors)
 
 
@@ -288,6 +294,7 @@ class Pipeline:
         self._buf_ops = 0
         self._buf_bytes = 0
         self._blocked: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._nudged = False
         self._oldest: collections.deque[Receipt] | None = (
             collections.deque() if batch.overflow == "drop_oldest" else None
         )
@@ -421,6 +428,7 @@ class Pipeline:
         epoch.pending += 1
         receipt._epoch = epoch
         if self._oldest is not None:
+            self._trim_oldest(compact=True)
             self._oldest.append(receipt)
         lane = hash(op.lane) % self._n_lanes if self._n_lanes > 1 else 0
         self._queues[lane].put_nowait(receipt)
@@ -432,6 +440,8 @@ class Pipeline:
         entry = (size, fut)
         self._blocked.append(entry)
         self._wake_blocked()
+        if not fut.done():
+            self._nudge()
         try:
             await asyncio.wait_for(asyncio.shield(fut), self._cfg.enqueue_timeout)
             return True
@@ -442,6 +452,22 @@ class Pipeline:
             if self._abandon_wait(entry):
                 self._release(size)
             raise
+
+    def _nudge(self) -> None:
+        """A caller is blocked on a full buffer: close every open batch now instead of
+        waiting for it to fill or linger, since only delivery frees space. (A buffer
+        smaller than ``max_batch_ops`` × lanes would otherwise stall on linger.) One
+        round of markers at a time."""
+        if self._nudged:
+            return
+        self._nudged = True
+        self._put_markers(_FLUSH)
+
+    def _put_markers(self, marker: _Marker) -> None:
+        per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
+        for queue in self._queues:
+            for _ in range(per_queue):
+                queue.put_nowait(marker)
 
     def _abandon_wait(self, entry: tuple[int, asyncio.Future[None]]) -> bool:
         """Leave the blocked queue; True when space had been reserved for us meanwhile."""
@@ -464,6 +490,19 @@ class Pipeline:
             self._buf_ops += 1
             self._buf_bytes += size
             fut.set_result(None)
+
+    def _trim_oldest(self, *, compact: bool = False) -> None:
+        """Forget receipts drop_oldest can no longer evict (finished or in flight): from the
+        front always, everywhere when they pile up behind a slow lane. The deque then stays
+        proportional to the buffer instead of holding every receipt ever admitted."""
+        oldest = self._oldest
+        assert oldest is not None
+        while oldest and (oldest[0].outcome is not None or oldest[0]._taken):
+            oldest.popleft()
+        if compact and len(oldest) > 2 * self._buf_ops + 64:
+            self._oldest = collections.deque(
+                r for r in oldest if r.outcome is None and not r._taken
+            )
 
     def _drop_oldest_for(self, size: int) -> bool:
         cfg = self._cfg
@@ -518,6 +557,8 @@ class Pipeline:
                 epoch.dropped += 1
             if epoch.pending == 0 and epoch.done is not None:
                 epoch.done.set()
+        if self._oldest is not None:
+            self._trim_oldest()
         waiter = receipt._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
@@ -574,6 +615,8 @@ class Pipeline:
         self.delivered += count
         self._buf_ops -= count
         self._buf_bytes -= released
+        if self._oldest is not None:
+            self._trim_oldest()
         if self._blocked:
             self._wake_blocked()
 
@@ -595,6 +638,7 @@ class Pipeline:
             if isinstance(item, _Marker):
                 if item is _STOP:
                     return
+                self._nudged = False
                 continue
             if item.outcome is not None:  # evicted by drop_oldest while queued
                 continue
@@ -745,9 +789,7 @@ class Pipeline:
         epoch = self._epoch
         self._epoch = _Epoch()
         self._epochs.append(self._epoch)
-        for queue in self._queues:
-            for _ in range(self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1):
-                queue.put_nowait(_FLUSH)
+        self._put_markers(_FLUSH)
         waiting = [e for e in self._epochs if e is not self._epoch and e.pending > 0]
         for e in waiting:
             if e.done is None:
@@ -797,9 +839,7 @@ class Pipeline:
             if not fut.done():
                 fut.set_exception(ClientStateError("the client is closing"))
         self._blocked.clear()
-        for queue in self._queues:
-            for _ in range(self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1):
-                queue.put_nowait(_STOP)
+        self._put_markers(_STOP)
         started = self._clock()
         before = self.dropped
         try:

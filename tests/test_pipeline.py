@@ -735,3 +735,20 @@ async def test_direct_mode_retries_then_raises(fake: FakeCustomerIO) -> None:
         with pytest.raises(RateLimitError) as info:
             await cio.identify("1", a=3)
         assert info.value.retry_after == 3600
+
+
+async def test_a_blocked_admission_closes_open_batches(fake: FakeCustomerIO) -> None:
+    # A buffer smaller than one batch: without closing batches when admission blocks, every
+    # batch would wait out the 60 s linger.
+    cfg = BatchConfig(linger=60, max_buffer_ops=10, enqueue_timeout=5)
+    async with client(fake, batch=cfg) as cio:
+
+        async def produce() -> list[Receipt]:
+            return [await cio.identify(str(i % 7), n=i) for i in range(100)]
+
+        receipts = await asyncio.wait_for(produce(), timeout=10)
+        await cio.flush(timeout=5)
+        stats = cio.statistics()
+    assert all(r.outcome == Outcome("delivered") for r in receipts)
+    assert stats.dropped == 0
+    assert stats.batches > 1
