@@ -2,6 +2,9 @@
 
 The public surface is exactly what ``__all__`` lists; everything in ``_``-prefixed modules is
 private and may change without notice.
+
+PYTEST_DONT_REWRITE: the package ships a pytest plugin (``customerio_async.pytest_plugin``),
+so pytest would otherwise rewrite this module and add its helper names to the namespace.
 """
 
 import contextlib as _contextlib

@@ -853,7 +853,7 @@ class APIClient:
         self._transactional = _Gate(limits.transactional, clock)
         self._general = _Gate(limits.general, clock)
         self._broadcast = _Gate(limits.broadcast, clock)
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
         self._retries = 0
         self._outcome_unknown = 0

@@ -268,7 +268,7 @@ class CustomerIO(TrackAPI):
         )
         layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
         self._admit = build_chain(admit, [*layers, *operation_middleware])
-        self.metrics = metrics if metrics is not None else Metrics()
+        self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
         self._pid = os.getpid()
 

@@ -220,8 +220,8 @@ class APIStatusError(CustomerIOError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.errors = tuple(errors)
-        self.headers = dict(headers or {})
+        self.errors: tuple[OperationError, ...] = tuple(errors)
+        self.headers: dict[str, str] = dict(headers or {})
 
 
 class BadRequestError(APIStatusError):

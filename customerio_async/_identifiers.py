@@ -92,7 +92,7 @@ def person_ref(
         text = check_identifier(raw, f"{field}.{key}")
         if key == "cio_id":
             text = text.removeprefix("cio_")
-            if not text:
+            if not text or text.isspace():
                 raise ValidationError(f"{field}.cio_id cannot be blank", field=field)
             return PersonRef({"cio_id": text}, "cio_" + text)
         v1 = text if key != "phone" and infer_key(text) == key else None
@@ -101,7 +101,7 @@ def person_ref(
     key = infer_key(text)
     if key == "cio_id":
         bare = text[4:]
-        if not bare:
+        if not bare or bare.isspace():
             raise ValidationError(f"{field} 'cio_' needs a value after the prefix", field=field)
         return PersonRef({"cio_id": bare}, text)
     return PersonRef({key: text}, text)
@@ -120,6 +120,6 @@ def merge_identifier(id_type: Any, value: Any, field: str) -> dict[str, str]:
     text = check_identifier(value, field)
     if id_type == "cio_id":
         text = text.removeprefix("cio_")
-        if not text:
+        if not text or text.isspace():
             raise ValidationError(f"{field} cio_id cannot be blank", field=field)
     return {id_type: text}

@@ -106,8 +106,8 @@ class Metrics(Collector):
     def __init__(
         self, registry: CollectorRegistry | None = None, prefix: str = "customerio_"
     ) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry()
-        self.prefix = prefix
+        self.registry: CollectorRegistry = registry if registry is not None else CollectorRegistry()
+        self.prefix: str = prefix
         self._sources: dict[str, MetricsSource] = {}
         self._registered = False
 

@@ -113,12 +113,12 @@ class Operation:
         explicit_id: bool = False,
         v1_path_id: str | None = None,
     ) -> None:
-        self.action = action
+        self.action: str = action
         self._v2 = v2
         self._v1 = v1
-        self.lane = lane
-        self.explicit_id = explicit_id
-        self.v1_path_id = v1_path_id
+        self.lane: str = lane
+        self.explicit_id: bool = explicit_id
+        self.v1_path_id: str | None = v1_path_id
         self._v2_bytes: bytes | None = None
 
     @property

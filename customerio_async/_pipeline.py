@@ -141,11 +141,11 @@ class Receipt:
         outcome: Outcome | None = None,
         response: Any = None,
     ) -> None:
-        self.operation = operation
-        self.data = data
-        self.admitted_at = admitted_at
+        self.operation: Operation = operation
+        self.data: bytes = data
+        self.admitted_at: float = admitted_at
         self.outcome: Outcome | None = outcome
-        self.response = response
+        self.response: Any = response
         self._waiter: asyncio.Future[Outcome] | None = None
         self._epoch: _Epoch | None = None
         self._taken = False  # a worker holds it: no longer evictable by drop_oldest

@@ -253,9 +253,10 @@ class AiohttpTransport:
                 return HTTPResponse(
                     resp.status, {k.lower(): v for k, v in resp.headers.items()}, data
                 )
-        # Order matters: specific aiohttp classes before their bases.
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise RequestTimeoutError(f"{what}: connect timed out", request_sent=False) from exc
+        # Order matters: specific aiohttp classes before their bases. The two whose str()
+        # holds the request URL (a v1 path holds the person's identifier) are not chained.
+        except aiohttp.ConnectionTimeoutError:
+            raise RequestTimeoutError(f"{what}: connect timed out", request_sent=False) from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(f"{what}: cannot connect ({type(exc).__name__})") from exc
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
@@ -264,8 +265,12 @@ class AiohttpTransport:
             aiohttp.ServerDisconnectedError,
             aiohttp.ClientOSError,
             aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,
         ) as exc:
             raise ConnectionLostError(f"{what}: connection lost ({type(exc).__name__})") from exc
+        except aiohttp.ClientResponseError as exc:  # e.g. a response that is not HTTP
+            detail = str(exc.message).split("\n", 1)[0].rstrip(":") or f"HTTP {exc.status}"
+            raise ConnectionLostError(
+                f"{what}: connection lost ({type(exc).__name__}: {detail})"
+            ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{what}: {type(exc).__name__}") from exc

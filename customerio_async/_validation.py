@@ -47,9 +47,17 @@ def check_identifier(value: Any, field: str) -> str:
         raise ValidationError(
             f"{field} must be a string or an integer, got {type(value).__name__}", field=field
         )
+    elif isinstance(value, int) and value.bit_length() > 600:  # > 180 digits; str() may fail
+        digits = value.bit_length() * 3 // 10
+        raise PayloadTooLargeError(
+            f"{field} has over {digits} digits; the limit is {MAX_IDENTIFIER_BYTES} bytes",
+            size=digits,
+            limit=MAX_IDENTIFIER_BYTES,
+            field=field,
+        )
     else:
         text = str(value)
-    if not text:
+    if not text or text.isspace():
         raise ValidationError(f"{field} cannot be blank", field=field)
     try:
         size = len(text.encode())
@@ -99,11 +107,19 @@ def check_attributes(attributes: Mapping[str, Any], field: str = "attributes") -
                     limit=MAX_ATTRIBUTE_NAME_BYTES,
                     field=field,
                 )
-        if value is None or isinstance(value, (bool, int, float)) or name in STRUCTURAL_KEYS:
+        if value is None or isinstance(value, (bool, float)) or name in STRUCTURAL_KEYS:
             continue
-        if isinstance(value, str) and len(value) * 4 <= MAX_ATTRIBUTE_VALUE_BYTES:
+        if isinstance(value, int):
+            bits = value.bit_length()
+            if bits <= 3000:  # at most 904 digits: always within the value limit
+                continue
+            # str() is exact below CPython's 4,300-digit cap; past 14,000 bits (4,214+
+            # digits) the value is over the limit whatever its exact length.
+            size = len(str(value)) if bits <= 14_000 else bits * 3 // 10
+        elif isinstance(value, str) and len(value) * 4 <= MAX_ATTRIBUTE_VALUE_BYTES:
             continue
-        size = len(dumps(value, field=f"{field}[{name!r}]"))
+        else:
+            size = len(dumps(value, field=f"{field}[{name!r}]"))
         if size > MAX_ATTRIBUTE_VALUE_BYTES:
             raise PayloadTooLargeError(
                 f"value of attribute {name!r} in {field} is {size} bytes serialised; "

@@ -85,7 +85,7 @@ __all__ = [
     "verify_signature",
 ]
 
-logger = logging.getLogger("customerio_async")
+logger: logging.Logger = logging.getLogger("customerio_async")
 
 TIMESTAMP_HEADER = "X-CIO-Timestamp"
 SIGNATURE_HEADER = "X-CIO-Signature"

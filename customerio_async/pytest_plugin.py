@@ -1,0 +1,147 @@
+"""pytest plugin: test your own Customer.io integration against a real fake server, no mocks.
+
+Registered as a pytest plugin (entry point ``pytest11``), so the fixtures are available in
+every test session once ``customerio-async`` is installed; ``-p no:customerio_async`` turns
+the plugin off. The fixtures are async: they need `pytest-asyncio
+<https://pytest-asyncio.readthedocs.io>`_ (strict or auto mode)::
+
+    async def test_signup_is_tracked(customerio_fake):
+        await signup(customerio_fake.client, user_id="42")         # your code under test
+        ops = await customerio_fake.delivered()                    # flush, then read the fake
+        assert [op.action for op in ops] == ["identify", "event"]
+        assert customerio_fake.server.people()["id:42"]["plan"] == "free"
+
+``customerio_fake`` yields a :class:`CustomerIOFake`: ``.server`` is a started
+:class:`~customerio_async.testing.FakeCustomerIO` on 127.0.0.1 and ``.client`` an open
+:class:`~customerio_async.CustomerIO` pointed at it, in the default batched mode with a 5 ms
+linger, fast retries and no client-side rate limit, so tests stay fast.
+
+To change how the client is built (direct mode, your middleware, other limits), override the
+``customerio_fake_options`` fixture in your ``conftest.py``; it returns keyword arguments for
+``CustomerIO``::
+
+    @pytest.fixture
+    def customerio_fake_options():
+        return {"batching": False}          # direct mode: calls raise on API errors
+
+or open another client on the same server with ``customerio_fake.new_client(...)``.
+
+The fixtures import the fake server (and aiohttp's server side) only when first used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._client import CustomerIO
+    from ._pipeline import FlushResult
+    from .testing import AppliedOperation, FakeCustomerIO
+
+__all__ = ["CustomerIOFake", "customerio_fake", "customerio_fake_options"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# pytest-asyncio's decorator works in its strict and auto modes alike; without it, a plain
+# pytest fixture (anyio's plugin runs those).
+_fixture: Any
+try:
+    import pytest_asyncio
+
+    _fixture = pytest_asyncio.fixture
+except ImportError:  # pragma: no cover - the test extra installs pytest-asyncio
+    _fixture = pytest.fixture
+
+
+def _async_fixture(fn: _F) -> _F:
+    return cast("_F", _fixture(fn))
+
+
+def _fast_defaults() -> dict[str, Any]:
+    from ._config import BatchConfig, RetryPolicy
+
+    return {
+        "batch": BatchConfig(linger=0.005, drain_timeout=5.0, flush_timeout=5.0),
+        "retry": RetryPolicy(backoff_base=0.01, backoff_cap=0.1, auth_pause=0.1),
+        "rate_limit": None,
+    }
+
+
+class CustomerIOFake:
+    """What the ``customerio_fake`` fixture yields: a fake server and a client for it.
+
+    Attributes:
+        server: The started :class:`~customerio_async.testing.FakeCustomerIO`
+            (``operations``, ``requests``, ``people()``, ``add_fault()``…).
+        client: An open :class:`~customerio_async.CustomerIO` pointed at ``server``.
+    """
+
+    def __init__(self, server: FakeCustomerIO, client: CustomerIO) -> None:
+        self.server: FakeCustomerIO = server
+        self.client: CustomerIO = client
+
+    def __repr__(self) -> str:
+        return f"<CustomerIOFake url={self.server.url!r} client={self.client!r}>"
+
+    @property
+    def url(self) -> str:
+        """The fake's base URL (pass it as ``track_url`` to clients of your own)."""
+        return self.server.url
+
+    async def flush(self, timeout: float | None = None) -> FlushResult:
+        """Flush the client: everything sent so far has reached its outcome afterwards."""
+        return await self.client.flush(timeout)
+
+    async def delivered(self) -> list[AppliedOperation]:
+        """Flush the client and return every operation the fake applied, in order."""
+        await self.client.flush()
+        return list(self.server.operations)
+
+    @contextlib.asynccontextmanager
+    async def new_client(self, **options: Any) -> AsyncIterator[CustomerIO]:
+        """Open another client on the same fake (same fast defaults, ``options`` win)::
+
+        async with customerio_fake.new_client(batching=False) as direct:
+            ...
+        """
+        async with _open_client(self.server, options) as client:
+            yield client
+
+
+@contextlib.asynccontextmanager
+async def _open_client(
+    server: FakeCustomerIO, options: dict[str, Any]
+) -> AsyncIterator[CustomerIO]:
+    from ._client import CustomerIO
+
+    kwargs = {**_fast_defaults(), "track_url": server.url, **options}
+    async with CustomerIO(server.site_id, server.api_key, **kwargs) as client:
+        yield client
+
+
+@pytest.fixture
+def customerio_fake_options() -> dict[str, Any]:
+    """Keyword arguments for the ``customerio_fake`` client; override it to change them.
+
+    The default (``{}``) keeps the fixture's fast batched defaults.
+    """
+    return {}
+
+
+@_async_fixture
+async def customerio_fake(
+    customerio_fake_options: dict[str, Any],
+) -> AsyncIterator[CustomerIOFake]:
+    """A started ``FakeCustomerIO`` and an open ``CustomerIO`` pointed at it.
+
+    The client is closed (its buffer drained) before the server stops, so every operation
+    your test sent has reached the fake by teardown.
+    """
+    from .testing import FakeCustomerIO
+
+    async with FakeCustomerIO() as server, _open_client(server, customerio_fake_options) as client:
+        yield CustomerIOFake(server, client)
