@@ -268,6 +268,8 @@ class CustomerIO(TrackAPI):
         )
         layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
         self._admit = build_chain(admit, [*layers, *operation_middleware])
+        # The same chain without de-duplication, for operations it cannot act on.
+        self._admit_past_dedup = build_chain(admit, [*operation_middleware])
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = _State.NEW
         self._pid = os.getpid()
@@ -459,7 +461,10 @@ class CustomerIO(TrackAPI):
         # The hot path of every Track call: one coroutine hop fewer than TrackAPI._call.
         if self._state is not _State.OPEN or self._pid != os.getpid():
             self._check_open()
-        receipt = await self._admit(op)
+        if self._dedup is None or Deduplicator.concerns(op):
+            receipt = await self._admit(op)
+        else:
+            receipt = await self._admit_past_dedup(op)
         if wait:
             await confirm(receipt)
         return receipt

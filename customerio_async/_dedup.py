@@ -70,6 +70,13 @@ class Deduplicator:
         self._clock = clock
         self.hits: collections.Counter[str] = collections.Counter()
 
+    @staticmethod
+    def concerns(op: Operation) -> bool:
+        """Whether this layer can act on ``op``; the client skips the layer for the rest
+        (events with generated ids are most traffic and can never be duplicates)."""
+        action = op.action
+        return action == "identify" or op.explicit_id or action in _FORGET
+
     async def __call__(
         self, op: Operation, call_next: Callable[[Operation], collections.abc.Awaitable[Receipt]]
     ) -> Receipt:
