@@ -370,7 +370,7 @@ class Pipeline:
     # ------------------------------------------------------------------ admission
 
     async def admit(self, op: Operation) -> Receipt:
-        """Validate-serialised ``op`` into the buffer per the overflow policy.
+        """Serialise ``op`` (already validated) once and admit it per the overflow policy.
 
         Raises:
             ValidationError: The operation cannot be serialised or is too large.
@@ -645,6 +645,9 @@ class Pipeline:
             if not item.operation.has_v2:
                 await self._deliver_single(index, item)
                 continue
+            # Taken as soon as it leaves the queue: drop_oldest must not evict an operation
+            # this batch will send, even while the batch lingers for more.
+            item._taken = True
             batch = [item]
             size = _ENVELOPE + len(item.data)
             deadline = item.admitted_at + linger
@@ -671,10 +674,9 @@ class Pipeline:
                 if grown > max_bytes:  # check before appending; carry it to the next batch
                     carry = nxt
                     break
+                nxt._taken = True
                 batch.append(nxt)
                 size = grown
-            for r in batch:
-                r._taken = True
             # Left in place if we are cancelled, so shutdown can account for these.
             self._in_flight_batches[index] = batch
             await self._deliver_batch(batch, size)
