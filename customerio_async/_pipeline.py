@@ -124,6 +124,8 @@ class Receipt:
 
     __slots__ = (
         "_epoch",
+        "_lane",
+        "_pipeline",
         "_taken",
         "_waiter",
         "admitted_at",
@@ -149,6 +151,8 @@ class Receipt:
         self._waiter: asyncio.Future[Outcome] | None = None
         self._epoch: _Epoch | None = None
         self._taken = False  # a worker holds it: no longer evictable by drop_oldest
+        self._pipeline: Pipeline | None = None  # set while it is buffered
+        self._lane = 0
 
     def __repr__(self) -> str:
         state = self.outcome.status if self.outcome else "pending"
@@ -172,6 +176,9 @@ class Receipt:
             return self.outcome
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
+            if self._pipeline is not None:
+                # Someone is waiting for this one: its batch should not linger.
+                self._pipeline.expedite(self._lane)
         # shield: cancelling (or timing out) this wait must not cancel the shared future.
         return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
 
@@ -295,6 +302,7 @@ class Pipeline:
         self._buf_bytes = 0
         self._blocked: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._nudged = False
+        self._lane_nudged = [False] * self._n_lanes
         self._oldest: collections.deque[Receipt] | None = (
             collections.deque() if batch.overflow == "drop_oldest" else None
         )
@@ -431,6 +439,8 @@ class Pipeline:
             self._trim_oldest(compact=True)
             self._oldest.append(receipt)
         lane = hash(op.lane) % self._n_lanes if self._n_lanes > 1 else 0
+        receipt._pipeline = self
+        receipt._lane = lane
         self._queues[lane].put_nowait(receipt)
         return receipt
 
@@ -462,6 +472,16 @@ class Pipeline:
             return
         self._nudged = True
         self._put_markers(_FLUSH)
+
+    def expedite(self, lane: int) -> None:
+        """A caller waits for an operation on ``lane``: close that lane's open batch now
+        (linger is for fire-and-forget traffic, not for callers awaiting an outcome)."""
+        if self._state != "open" or self._lane_nudged[lane]:
+            return
+        self._lane_nudged[lane] = True
+        per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
+        for _ in range(per_queue):
+            self._queues[lane].put_nowait(_FLUSH)
 
     def _put_markers(self, marker: _Marker) -> None:
         per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
@@ -639,6 +659,7 @@ class Pipeline:
                 if item is _STOP:
                     return
                 self._nudged = False
+                self._lane_nudged[index % self._n_lanes] = False
                 continue
             if item.outcome is not None:  # evicted by drop_oldest while queued
                 continue

@@ -752,3 +752,15 @@ async def test_a_blocked_admission_closes_open_batches(fake: FakeCustomerIO) -> 
     assert all(r.outcome == Outcome("delivered") for r in receipts)
     assert stats.dropped == 0
     assert stats.batches > 1
+
+
+async def test_waiting_for_an_outcome_skips_the_linger(fake: FakeCustomerIO) -> None:
+    # linger is for fire-and-forget traffic: a caller awaiting the outcome closes the batch.
+    async with client(fake, batch=BatchConfig(linger=60)) as cio:
+        background = [await cio.identify(str(i), a=i) for i in range(3)]
+        confirmed = await asyncio.wait_for(cio.track("7", "checkout", wait=True), timeout=5)
+        assert confirmed.outcome == Outcome("delivered")
+        later = await cio.identify("8", a=1)
+        assert (await asyncio.wait_for(later.wait(), timeout=5)).delivered
+        await cio.flush(timeout=5)
+        assert all(r.done() for r in background)
