@@ -180,7 +180,10 @@ class Receipt:
                 # Someone is waiting for this one: its batch should not linger.
                 self._pipeline.expedite(self._lane)
         # shield: cancelling (or timing out) this wait must not cancel the shared future.
-        return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        except asyncio.TimeoutError:  # the builtin TimeoutError (documented) only from 3.11
+            raise TimeoutError(f"no outcome within {timeout} s; delivery continues") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +305,7 @@ class Pipeline:
         self._buf_bytes = 0
         self._blocked: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._nudged = False
+        self._sending = 0  # workers inside a delivery (gate, retries, wire)
         self._lane_nudged = [False] * self._n_lanes
         self._oldest: collections.deque[Receipt] | None = (
             collections.deque() if batch.overflow == "drop_oldest" else None
@@ -455,7 +459,7 @@ class Pipeline:
         try:
             await asyncio.wait_for(asyncio.shield(fut), self._cfg.enqueue_timeout)
             return True
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             return self._abandon_wait(entry)
         except asyncio.CancelledError:
             # Cancelled before admission: nothing is enqueued, give back any reservation.
@@ -464,11 +468,12 @@ class Pipeline:
             raise
 
     def _nudge(self) -> None:
-        """A caller is blocked on a full buffer: close every open batch now instead of
-        waiting for it to fill or linger, since only delivery frees space. (A buffer
-        smaller than ``max_batch_ops`` × lanes would otherwise stall on linger.) One
-        round of markers at a time."""
-        if self._nudged:
+        """A caller is blocked on a full buffer and no lane is sending: close every open
+        batch now, since only delivery frees space (a buffer smaller than
+        ``max_batch_ops`` × lanes would otherwise stall on linger). While any lane is
+        sending, its completion frees space and batches keep filling: closing them then
+        would collapse throughput into a spiral of small batches under a rate limit."""
+        if self._nudged or self._sending:
             return
         self._nudged = True
         self._put_markers(_FLUSH)
@@ -681,7 +686,7 @@ class Pipeline:
                         break
                     try:
                         nxt = await asyncio.wait_for(queue.get(), remaining)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # the builtin only from Python 3.11
                         break
                 if isinstance(nxt, _Marker):
                     carry = nxt
@@ -700,8 +705,14 @@ class Pipeline:
                 size = grown
             # Left in place if we are cancelled, so shutdown can account for these.
             self._in_flight_batches[index] = batch
-            await self._deliver_batch(batch, size)
+            self._sending += 1
+            try:
+                await self._deliver_batch(batch, size)
+            finally:
+                self._sending -= 1
             self._in_flight_batches[index] = None
+            if self._blocked and not self._sending:
+                self._nudge()  # space is still short and nothing else will free it
 
     # ------------------------------------------------------------------ delivery
 
@@ -752,9 +763,13 @@ class Pipeline:
         batch = [receipt]
         receipt._taken = True
         self._in_flight_batches[index] = batch
-        response = await self._attempt(
-            batch, v1.method, v1.path(), receipt.data or None, "/api/v1" + v1.template
-        )
+        self._sending += 1
+        try:
+            response = await self._attempt(
+                batch, v1.method, v1.path(), receipt.data or None, "/api/v1" + v1.template
+            )
+        finally:
+            self._sending -= 1
         self._in_flight_batches[index] = None
         if response is None:
             return
@@ -822,7 +837,7 @@ class Pipeline:
                 await asyncio.wait_for(
                     asyncio.gather(*(e.done.wait() for e in waiting if e.done)), timeout
                 )
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin only from Python 3.11
             pass
         self._epochs = collections.deque(
             e for e in self._epochs if e.pending > 0 or e is self._epoch

@@ -764,3 +764,19 @@ async def test_waiting_for_an_outcome_skips_the_linger(fake: FakeCustomerIO) -> 
         assert (await asyncio.wait_for(later.wait(), timeout=5)).delivered
         await cio.flush(timeout=5)
         assert all(r.done() for r in background)
+
+
+async def test_sustained_overload_keeps_batches_full(fake: FakeCustomerIO) -> None:
+    # A producer faster than a rate-limited sender fills the buffer and blocks. Blocking
+    # must not close half-empty batches while lanes are sending: that would spend the
+    # request budget on small batches and collapse throughput.
+    cfg = BatchConfig(linger=0.5, max_batch_ops=100, max_buffer_ops=1000, enqueue_timeout=10)
+    rate = RateLimit(requests_per_second=40, burst=1)
+    async with client(fake, batch=cfg, rate_limit=rate) as cio:
+        for i in range(4000):
+            await cio.track(f"p{i % 50}", "e")
+        await cio.flush(timeout=20)
+        stats = cio.statistics()
+    assert stats.delivered == 4000
+    assert stats.dropped == 0
+    assert stats.delivered / stats.batches >= 80
