@@ -126,6 +126,7 @@ class Receipt:
         "_epoch",
         "_lane",
         "_pipeline",
+        "_seq",
         "_taken",
         "_waiter",
         "admitted_at",
@@ -153,6 +154,7 @@ class Receipt:
         self._taken = False  # a worker holds it: no longer evictable by drop_oldest
         self._pipeline: Pipeline | None = None  # set while it is buffered
         self._lane = 0
+        self._seq = 0
 
     def __repr__(self) -> str:
         state = self.outcome.status if self.outcome else "pending"
@@ -178,7 +180,7 @@ class Receipt:
             self._waiter = asyncio.get_running_loop().create_future()
             if self._pipeline is not None:
                 # Someone is waiting for this one: its batch should not linger.
-                self._pipeline.expedite(self._lane)
+                self._pipeline.expedite(self)
         # shield: cancelling (or timing out) this wait must not cancel the shared future.
         try:
             return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
@@ -306,7 +308,10 @@ class Pipeline:
         self._blocked: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._nudged = False
         self._sending = 0  # workers inside a delivery (gate, retries, wire)
-        self._lane_nudged = [False] * self._n_lanes
+        # Per lane: operations enqueued, and how many of them a flush marker already
+        # follows (so a waiter behind the last marker knows to add one).
+        self._lane_seq = [0] * self._n_lanes
+        self._lane_marked = [0] * self._n_lanes
         self._oldest: collections.deque[Receipt] | None = (
             collections.deque() if batch.overflow == "drop_oldest" else None
         )
@@ -445,6 +450,9 @@ class Pipeline:
         lane = hash(op.lane) % self._n_lanes if self._n_lanes > 1 else 0
         receipt._pipeline = self
         receipt._lane = lane
+        seq = self._lane_seq[lane] + 1
+        self._lane_seq[lane] = seq
+        receipt._seq = seq
         self._queues[lane].put_nowait(receipt)
         return receipt
 
@@ -478,12 +486,13 @@ class Pipeline:
         self._nudged = True
         self._put_markers(_FLUSH)
 
-    def expedite(self, lane: int) -> None:
-        """A caller waits for an operation on ``lane``: close that lane's open batch now
-        (linger is for fire-and-forget traffic, not for callers awaiting an outcome)."""
-        if self._state != "open" or self._lane_nudged[lane]:
+    def expedite(self, receipt: Receipt) -> None:
+        """A caller waits for ``receipt``: make sure a flush marker follows it in its lane,
+        so its batch closes without lingering (linger is for fire-and-forget traffic)."""
+        lane = receipt._lane
+        if self._state != "open" or receipt._seq <= self._lane_marked[lane]:
             return
-        self._lane_nudged[lane] = True
+        self._lane_marked[lane] = self._lane_seq[lane]
         per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
         for _ in range(per_queue):
             self._queues[lane].put_nowait(_FLUSH)
@@ -664,7 +673,6 @@ class Pipeline:
                 if item is _STOP:
                     return
                 self._nudged = False
-                self._lane_nudged[index % self._n_lanes] = False
                 continue
             if item.outcome is not None:  # evicted by drop_oldest while queued
                 continue

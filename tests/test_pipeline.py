@@ -780,3 +780,16 @@ async def test_sustained_overload_keeps_batches_full(fake: FakeCustomerIO) -> No
     assert stats.delivered == 4000
     assert stats.dropped == 0
     assert stats.delivered / stats.batches >= 80
+
+
+async def test_concurrent_waiters_each_skip_the_linger(fake: FakeCustomerIO) -> None:
+    # Waiters that arrive while an expedited batch is on the wire expedite the next batch
+    # too: confirmation costs round trips, never a linger.
+    fake.add_fault(Fault(delay=0.1, times=1))
+    cfg = BatchConfig(linger=30, max_concurrent_requests=1)
+    async with client(fake, batch=cfg) as cio:
+        first = asyncio.create_task(cio.track("a", "e", wait=True))
+        await fake.wait_for_arrivals(1)  # the first batch is on the wire (stalled 100 ms)
+        rest = [asyncio.create_task(cio.track(str(i), "e", wait=True)) for i in range(5)]
+        done = await asyncio.wait_for(asyncio.gather(first, *rest), timeout=5)
+    assert all(r.outcome == Outcome("delivered") for r in done)
