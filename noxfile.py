@@ -1,5 +1,5 @@
 """Task runner: ``nox -s tests`` (this interpreter), ``tests_matrix`` (3.10–3.13), ``lint``,
-``typecheck``, ``demo`` and ``bench``.
+``typecheck``, ``demo``, ``bench`` and ``soak``.
 
 ``tests`` runs on the interpreter nox itself runs on, so it passes on a machine with a single
 Python even under ``CI=true`` (where nox treats a missing interpreter as an error);
@@ -7,6 +7,8 @@ Python even under ``CI=true`` (where nox treats a missing interpreter as an erro
 """
 
 from __future__ import annotations
+
+import os
 
 import nox
 
@@ -67,6 +69,25 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (opt-in; not part of CI)."""
-    session.install("-e", ".[test]", "orjson")
+    """Benchmarks (opt-in; not part of CI). The peers (official ``customerio``,
+    ``async-customerio``) come from the ``bench`` extra: benchmark-only, never runtime."""
+    session.install("-e", ".[test,bench]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Bounded soak (opt-in): steady load with 1 % faults for $CIO_SOAK_SECONDS (300 s default);
+    checks flat RSS, tasks and file descriptors and the accounting at every sample. The
+    normal suite runs a 20 s version of the same scenario."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/reliability/test_soak.py",
+        "-m",
+        "slow",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"CIO_SOAK_SECONDS": os.environ.get("CIO_SOAK_SECONDS", "300")},
+    )

@@ -421,10 +421,15 @@ class Server:
     """The benchmark server subprocess (``server.py``)."""
 
     def __init__(
-        self, impl: str, validate: bool, env: dict[str, str], startup_timeout: float = 20.0
+        self,
+        impl: str,
+        validate: bool,
+        env: dict[str, str],
+        startup_timeout: float = 20.0,
+        extra: Sequence[str] = (),
     ) -> None:
         cmd = [sys.executable, str(SERVER), "--port", "0", "--site-id", SITE_ID]
-        cmd += ["--api-key", API_KEY, "--impl", impl, "--cpu", str(SERVER_CPU)]
+        cmd += ["--api-key", API_KEY, "--impl", impl, "--cpu", str(SERVER_CPU), *extra]
         if validate:
             cmd.append("--validate")
         self._proc = subprocess.Popen(
@@ -441,7 +446,9 @@ class Server:
             self.stop()
             raise RuntimeError("the benchmark server did not start")
         banner = json.loads(line)
+        self.banner: dict[str, Any] = banner
         self.url: str = banner["url"]
+        self.tls_url: str | None = banner.get("tls_url")
         self.control_url: str = banner["control_url"]
         self.impl: str = banner["impl"]
         self.affinity: str = banner["affinity"]

@@ -6,10 +6,16 @@ NAME``). Registered:
 
 * ``pipeline``: ``bench_pipeline.py``, customerio-async against the minimal limit client in
   separate processes (``--quick``, ``--ops N``, ``--reps N``, ``--profile`` …).
+* ``peers``: ``bench_peers.py``, customerio-async side by side with the official
+  ``customerio``, ``async-customerio``, a plain aiohttp loop, the seed recipe and the limit
+  client (throughput, CPU/op, RSS, latency at 50 ms RTT vs the seed targets, scaling to 1M
+  operations); writes ``results/peers.md`` and ``results/chart.png`` (``--quick``,
+  ``--reps N``, ``--sections headline,latency,scaling``). Needs ``pip install -e '.[bench]'``.
 
 Examples::
 
-    python benchmarks/run.py                       # full pipeline benchmark (~1–2 min)
+    python benchmarks/run.py                       # everything (~5–6 min on 2 cores)
+    python benchmarks/run.py --bench peers         # the peer comparison only
     python benchmarks/run.py --quick --reps 1      # smoke run
     python benchmarks/run.py --profile-only        # cProfile the default-config client
 """
@@ -24,12 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_pipeline  # found through the path set just above
+import bench_peers  # found through the path set just above
+import bench_pipeline
 
 __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipeline": bench_pipeline.main,
+    "peers": bench_peers.main,
 }
 
 

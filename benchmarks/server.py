@@ -17,7 +17,13 @@ Two implementations:
   200, like Customer.io and the fake). ``--validate`` also runs the fake's full per-operation
   rules (``check_v2_operation`` and the 32 KB per-operation size), like ``FakeCustomerIO``.
   Endpoints: ``POST /api/v2/batch``, ``POST /api/v2/entity``,
-  ``POST /api/v1/customers/{id}/events`` (direct mode), ``GET /_stats``, ``POST /_reset``.
+  ``POST /api/v1/customers/{id}/events`` and ``PUT /api/v1/customers/{id}`` (direct mode and
+  the per-request peers: one applied operation each), ``GET /_stats``, ``POST /_reset``.
+  ``--tls-cert``/``--tls-key`` add a second, TLS listener (``tls_url`` in the banner) on the
+  same app and counters, for clients whose production path is https only (the official
+  ``customerio`` and ``async-customerio`` packages build ``https://host:port`` URLs).
+  ``--latency S`` sleeps S seconds in every API request before answering (a simulated
+  network round trip; ``/_stats`` and ``/_reset`` answer at once).
 * ``--impl fake``: the full ``FakeCustomerIO`` (records every request and operation), with
   ``/_stats`` and ``/_reset`` on a second, control port.
 
@@ -134,8 +140,11 @@ class _Counters:
 class LeanServer:
     """The minimal batch server (see the module docstring)."""
 
-    def __init__(self, site_id: str, api_key: str, *, validate: bool = False) -> None:
+    def __init__(
+        self, site_id: str, api_key: str, *, validate: bool = False, latency: float = 0.0
+    ) -> None:
         self._site_id = site_id
+        self._latency = latency
         self._api_key = api_key
         self._validate = validate
         # The exact header our clients send is recognised by one string comparison; any
@@ -153,6 +162,7 @@ class LeanServer:
         app.router.add_post("/api/v2/batch", self._batch)
         app.router.add_post("/api/v2/entity", self._entity)
         app.router.add_post("/api/v1/customers/{identifier}/events", self._v1_event)
+        app.router.add_put("/api/v1/customers/{identifier}", self._v1_identify)
         app.router.add_get("/_stats", self._stats)
         app.router.add_post("/_reset", self._reset)
         return app
@@ -169,6 +179,8 @@ class LeanServer:
         if c.first_request is None:
             c.first_request = now
         c.requests += 1
+        if self._latency:
+            await asyncio.sleep(self._latency)
         if not self._authorised(request):
             c.answered(401)
             return None, web.Response(status=401)
@@ -337,6 +349,28 @@ class LeanServer:
         c.answered(200)
         return web.Response(body=_OK_BODY, content_type=_JSON)
 
+    async def _v1_identify(self, request: web.Request) -> web.Response:
+        body, refused = await self._read(request)
+        if refused is not None:
+            return refused
+        assert body is not None
+        c = self.counters
+        if len(body) > rules.MAX_OP_BYTES:
+            c.rejected_ops += 1
+            c.answered(413)
+            return web.json_response({"meta": {"error": "request too large"}}, status=413)
+        try:
+            attributes = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError:
+            attributes = None
+        if not isinstance(attributes, dict) or not request.match_info["identifier"].strip():
+            c.rejected_ops += 1
+            c.answered(400)
+            return web.json_response({"meta": {"error": "invalid identify"}}, status=400)
+        c.ops += 1
+        c.answered(200)
+        return web.Response(body=_OK_BODY, content_type=_JSON)
+
     async def _stats(self, request: web.Request) -> web.Response:
         return web.Response(
             body=orjson.dumps(self.counters.snapshot(self.impl)), content_type=_JSON
@@ -400,6 +434,18 @@ async def _start_app(app: web.Application, host: str, port: int) -> tuple[web.Ap
     return runner, int(runner.addresses[0][1])
 
 
+async def _add_tls_site(runner: web.AppRunner, host: str, cert: str, key: str) -> int:
+    """A second listener of the same app over TLS (certificate verification stays on in
+    every client: they are pointed at the throwaway CA that issued ``cert``)."""
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, host, 0, ssl_context=context)
+    await site.start()
+    return int(runner.addresses[-1][1])  # the socket of the site just added
+
+
 async def _watch_parent(parent: int, stop: asyncio.Event, max_lifetime: float) -> None:
     """Stop when the parent process is gone or the lifetime is over."""
     deadline = time.monotonic() + max_lifetime
@@ -414,6 +460,7 @@ async def _watch_parent(parent: int, stop: asyncio.Event, max_lifetime: float) -
 async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set; print the banner line once listening."""
     cleanup: list[Callable[[], Awaitable[None]]] = []
+    tls_url = None
     try:
         if args.impl == "fake":
             fake = FakeCustomerIO(
@@ -427,17 +474,24 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event) -> None:
             control_url = f"http://{args.host}:{control_port}"
             impl = "FakeCustomerIO"
         else:
-            lean = LeanServer(args.site_id, args.api_key, validate=args.validate)
+            lean = LeanServer(
+                args.site_id, args.api_key, validate=args.validate, latency=args.latency
+            )
             runner, port = await _start_app(lean.app(), args.host, args.port)
             cleanup.append(runner.cleanup)
             url = control_url = f"http://{args.host}:{port}"
             impl = lean.impl
+            if args.tls_cert and args.tls_key:
+                tls_port = await _add_tls_site(runner, args.host, args.tls_cert, args.tls_key)
+                tls_url = f"https://{args.host}:{tls_port}"
         banner = {
             "url": url,
             "control_url": control_url,
             "impl": impl,
             "pid": os.getpid(),
             "affinity": args.affinity,
+            "tls_url": tls_url,
+            "latency": args.latency,
         }
         print(orjson.dumps(banner).decode(), flush=True)
         watcher = asyncio.ensure_future(_watch_parent(args.parent, stop, args.max_lifetime))
@@ -466,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--impl", choices=("lean", "fake"), default="lean")
     parser.add_argument(
         "--validate", action="store_true", help="lean: apply the fake's full per-op rules"
+    )
+    parser.add_argument("--tls-cert", help="lean: PEM certificate for a second, TLS listener")
+    parser.add_argument("--tls-key", help="lean: PEM private key of --tls-cert")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="lean: seconds to sleep per API request"
     )
     parser.add_argument("--cpu", type=int, default=1, help="CPU to pin to (-1: don't pin)")
     parser.add_argument(

@@ -685,20 +685,27 @@ class Pipeline:
             batch = [item]
             size = _ENVELOPE + len(item.data)
             deadline = item.admitted_at + linger
+            flushing = False
             while len(batch) < max_ops:
                 try:
                     nxt = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     remaining = deadline - self._clock()
-                    if remaining <= 0:
+                    if flushing or remaining <= 0:
                         break
                     try:
                         nxt = await asyncio.wait_for(queue.get(), remaining)
                     except asyncio.TimeoutError:  # the builtin only from Python 3.11
                         break
                 if isinstance(nxt, _Marker):
-                    carry = nxt
-                    break
+                    if nxt is _STOP:
+                        carry = nxt
+                        break
+                    # A flush cancels the linger, not the drain: everything already queued
+                    # still joins this batch (so concurrent waiters share one request).
+                    flushing = True
+                    self._nudged = False
+                    continue
                 if nxt.outcome is not None:
                     continue
                 if not nxt.operation.has_v2:
