@@ -37,7 +37,8 @@ async def produce(cio: CustomerIO, stop: asyncio.Event, interval: float) -> None
     while not stop.is_set():
         await cio.track(f"user-{n % 100}", "heartbeat", {"n": n})
         n += 1
-        with contextlib.suppress(TimeoutError):
+        # asyncio.TimeoutError: the builtin TimeoutError only from Python 3.11
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
 
 

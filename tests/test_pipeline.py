@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,6 +22,8 @@ from customerio_async import (
     BufferFullError,
     ClientStateError,
     CustomerIO,
+    HTTPRequest,
+    HTTPResponse,
     OperationDroppedError,
     OperationRejectedError,
     Outcome,
@@ -283,10 +285,22 @@ async def test_retryable_statuses_are_retried(fake: FakeCustomerIO) -> None:
 
 
 async def test_429_with_retry_after_pauses_every_lane(fake: FakeCustomerIO) -> None:
+    saw_429 = asyncio.Event()
+
+    async def watch(
+        request: HTTPRequest, call_next: Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+    ) -> HTTPResponse:
+        response = await call_next(request)
+        if response.status == 429:
+            # The retry layer (outside this one) sets the pause before the loop runs again.
+            saw_429.set()
+        return response
+
     fake.add_fault(Fault(status=429, headers={"Retry-After": "0.3"}))
-    async with client(fake, batch=BatchConfig(linger=0, max_batch_ops=1)) as cio:
+    cfg = BatchConfig(linger=0, max_batch_ops=1)
+    async with client(fake, batch=cfg, http_middleware=[watch]) as cio:
         first = await cio.identify("a", x=1)
-        await fake.wait_for_requests(1)
+        await asyncio.wait_for(saw_429.wait(), timeout=5)
         others = [await cio.identify(p, x=1) for p in ("b", "c", "d")]
         for r in [first, *others]:
             assert (await r.wait(timeout=5)).delivered

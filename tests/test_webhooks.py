@@ -655,12 +655,14 @@ async def test_asgi_lifespan_and_other_scopes() -> None:
 
 def test_public_surface_is_documented() -> None:
     import inspect
+    import typing
 
     from customerio_async import webhooks
 
     for name in webhooks.__all__:
         obj = getattr(webhooks, name)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
+        alias = typing.get_origin(obj) is not None  # Callable[...] is a "class" on 3.10
+        if (inspect.isclass(obj) and not alias) or inspect.isfunction(obj):
             assert obj.__doc__, name
             for member_name, member in inspect.getmembers(obj):
                 if not member_name.startswith("_") and inspect.isfunction(member):
