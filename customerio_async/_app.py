@@ -33,14 +33,13 @@ import collections
 import dataclasses
 import datetime as _dt
 import email.utils
-import enum
 import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 from urllib.parse import urlencode, urlsplit
 
@@ -68,7 +67,6 @@ from ._config import (
     resolve_region,
 )
 from ._exceptions import (
-    ClientStateError,
     ConfigurationError,
     OutcomeUnknownError,
     PayloadTooLargeError,
@@ -79,6 +77,7 @@ from ._exceptions import (
     make_status_error,
 )
 from ._identifiers import person_ref
+from ._lifecycle import SingleUseClient, State
 from ._metrics import Metrics, counter, gauge, histogram_family
 from ._middleware import AccountingLayer, HTTPMiddleware, HTTPRequest, build_chain
 from ._ratelimit import TokenBucket
@@ -737,12 +736,6 @@ def _unexpected(response: HTTPResponse, endpoint: str, what: str) -> ServerError
 # ============================================================================ client
 
 
-class _State(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 class _Gate:
     """One rate-limit class: a token bucket plus a pause set by 429 answers."""
 
@@ -770,7 +763,7 @@ class _Gate:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
-class APIClient:
+class APIClient(SingleUseClient):
     """Asyncio client for Customer.io's App API: transactional messages and broadcasts.
 
     Use it as an async context manager; the pooled aiohttp session lives exactly as long as
@@ -814,6 +807,8 @@ class APIClient:
         ConfigurationError: Missing key, unknown region, or a bad ``api_url``.
     """
 
+    _usage = "async with APIClient(...) as api:"
+
     def __init__(
         self,
         key: str | None = None,
@@ -854,7 +849,7 @@ class APIClient:
         self._general = _Gate(limits.general, clock)
         self._broadcast = _Gate(limits.broadcast, clock)
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
-        self._state = _State.NEW
+        self._state = State.NEW
         self._retries = 0
         self._outcome_unknown = 0
         self._retries_by: collections.Counter[str] = collections.Counter()
@@ -878,18 +873,6 @@ class APIClient:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> APIClient:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def open(self) -> None:
         """Create the connection pool. ``async with`` calls this.
 
@@ -897,12 +880,9 @@ class APIClient:
             ClientStateError: When the client was already opened or closed (a client is
                 single-use: create a new one instead of reopening).
         """
-        if self._state is not _State.NEW:
-            raise ClientStateError(
-                f"this APIClient is {self._state.value}; a client can be opened once"
-            )
+        self._begin_open()
         await self._transport.open()
-        self._state = _State.OPEN
+        self._state = State.OPEN
         try:
             self.metrics.attach(self)
         except BaseException:
@@ -911,18 +891,13 @@ class APIClient:
 
     async def aclose(self) -> None:
         """Close the connection pool. Idempotent; later calls raise :class:`ClientStateError`."""
-        if self._state is _State.CLOSED:
+        if self._state is State.CLOSED:
             return
-        self._state = _State.CLOSED
+        self._state = State.CLOSED
         await self._transport.aclose()
 
     def _check_open(self) -> None:
-        if self._state is not _State.OPEN:
-            if self._state is _State.NEW:
-                raise ClientStateError(
-                    "the client is not open: use `async with APIClient(...) as api:`"
-                )
-            raise ClientStateError("the client is closed")
+        self._check_state()
 
     def statistics(self) -> AppStatistics:
         """A cheap snapshot of the client's counters (requests, retries, outcome-unknown)."""

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import enum
 import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from prometheus_client.core import Metric
@@ -53,6 +51,7 @@ from ._exceptions import (
     make_status_error,
     parse_error_body,
 )
+from ._lifecycle import SingleUseClient, State
 from ._metrics import Metrics, counter, gauge, histogram_family
 from ._middleware import (
     AccountingLayer,
@@ -82,12 +81,6 @@ from ._validation import check_size
 __all__ = ["BatchResult", "CustomerIO", "RegionInfo"]
 
 logger = logging.getLogger("customerio_async")
-
-
-class _State(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +132,7 @@ def _parse_json(body: bytes) -> Any:
         return {}
 
 
-class CustomerIO(TrackAPI):
+class CustomerIO(SingleUseClient, TrackAPI):
     """Asyncio client for Customer.io's Track API.
 
     Use it as an async context manager; the pooled aiohttp session and the send pipeline
@@ -190,6 +183,8 @@ class CustomerIO(TrackAPI):
     Raises:
         ConfigurationError: Missing credentials, unknown region or a bad ``track_url``.
     """
+
+    _usage = "async with CustomerIO(...) as cio:"
 
     def __init__(
         self,
@@ -271,7 +266,7 @@ class CustomerIO(TrackAPI):
         # The same chain without de-duplication, for operations it cannot act on.
         self._admit_past_dedup = build_chain(admit, [*operation_middleware])
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
-        self._state = _State.NEW
+        self._state = State.NEW
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
@@ -299,18 +294,6 @@ class CustomerIO(TrackAPI):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> CustomerIO:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def open(self) -> None:
         """Create the connection pool and start the pipeline. ``async with`` calls this.
 
@@ -318,13 +301,10 @@ class CustomerIO(TrackAPI):
             ClientStateError: When the client was already opened or closed (a client is
                 single-use: create a new one instead of reopening).
         """
-        if self._state is not _State.NEW:
-            raise ClientStateError(
-                f"this CustomerIO client is {self._state.value}; a client can be opened once"
-            )
+        self._begin_open()
         self._pid = os.getpid()
         await self._transport.open()
-        self._state = _State.OPEN
+        self._state = State.OPEN
         try:
             if self._auto_region:
                 await self._discover_region()
@@ -352,10 +332,10 @@ class CustomerIO(TrackAPI):
         line. Survives one cancellation of the caller; a second aborts the drain.
         Idempotent; later calls on the client raise :class:`ClientStateError`.
         """
-        if self._state is _State.CLOSED:
+        if self._state is State.CLOSED:
             return
-        opened = self._state is _State.OPEN
-        self._state = _State.CLOSED
+        opened = self._state is State.OPEN
+        self._state = State.CLOSED
         if self._pid != os.getpid():
             return  # a forked child must not drain or close the parent's connections
         try:
@@ -373,12 +353,7 @@ class CustomerIO(TrackAPI):
                 "this CustomerIO client was opened in another process (fork); "
                 "create a new client in the child"
             )
-        if self._state is not _State.OPEN:
-            if self._state is _State.NEW:
-                raise ClientStateError(
-                    "the client is not open: use `async with CustomerIO(...) as cio:`"
-                )
-            raise ClientStateError("the client is closed")
+        self._check_state()
 
     async def flush(self, timeout: float | None = None) -> FlushResult:
         """Send everything admitted so far now (no linger) and wait for its outcomes.
@@ -459,7 +434,7 @@ class CustomerIO(TrackAPI):
 
     async def _call(self, op: Operation, wait: bool) -> Receipt:
         # The hot path of every Track call: one coroutine hop fewer than TrackAPI._call.
-        if self._state is not _State.OPEN or self._pid != os.getpid():
+        if self._state is not State.OPEN or self._pid != os.getpid():
             self._check_open()
         if self._dedup is None or Deduplicator.concerns(op):
             receipt = await self._admit(op)

@@ -1,0 +1,68 @@
+"""The single-use lifecycle both clients share: ``NEW → OPEN → CLOSED``, once each.
+
+A client owns a connection pool (and, for Track, a send pipeline) that must be created inside
+the running event loop and closed before it ends, so clients are async context managers and
+cannot be reopened: create a new one instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from types import TracebackType
+from typing import TypeVar
+
+from ._exceptions import ClientStateError
+
+__all__ = ["SingleUseClient", "State"]
+
+
+class State(enum.Enum):
+    """Where a client is in its life."""
+
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+_C = TypeVar("_C", bound="SingleUseClient")
+
+
+class SingleUseClient:
+    """``async with`` support and state checks; subclasses implement ``open``/``aclose``."""
+
+    _state: State = State.NEW
+    _usage = "async with Client(...) as client:"  # how to open it, for error messages
+
+    async def __aenter__(self: _C) -> _C:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Create the resources; ``async with`` calls this."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release the resources; ``async with`` calls this."""
+        raise NotImplementedError
+
+    def _begin_open(self) -> None:
+        """Refuse a second open: a client is single-use."""
+        if self._state is not State.NEW:
+            raise ClientStateError(
+                f"this {type(self).__name__} is {self._state.value}; a client can be opened once"
+            )
+
+    def _check_state(self) -> None:
+        """Refuse calls before ``open`` and after ``aclose``."""
+        if self._state is not State.OPEN:
+            if self._state is State.NEW:
+                raise ClientStateError(f"the client is not open: use `{self._usage}`")
+            raise ClientStateError("the client is closed")
