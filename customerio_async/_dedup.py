@@ -111,11 +111,6 @@ class Deduplicator:
         self._people.put(op.lane, (fingerprint, receipt), now)
         return receipt
 
-    def forget_all(self) -> None:
-        """Drop every remembered identify and event id."""
-        self._people = _TTLCache(self._people._size, self._people._ttl)
-        self._events = _TTLCache(self._events._size, self._events._ttl)
-
     async def _event(
         self, op: Operation, call_next: Callable[[Operation], collections.abc.Awaitable[Receipt]]
     ) -> Receipt:

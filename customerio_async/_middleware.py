@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import RateLimit, RetryPolicy
 from ._exceptions import ConnectionLostError, TransportError
@@ -325,7 +325,7 @@ class Histogram:
         return sum(self.counts)
 
 
-class LabelledHistograms(Generic[Req]):
+class LabelledHistograms:
     """Histograms keyed by a label tuple, created on first use (bounded label sets only)."""
 
     def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
@@ -354,7 +354,7 @@ class AccountingLayer:
         self.requests = 0
         self.in_flight = 0
         self.bytes_sent = 0
-        self.latency: LabelledHistograms[Any] = LabelledHistograms()
+        self.latency = LabelledHistograms()
         self._clock = time.perf_counter
 
     async def __call__(self, request: HTTPRequest, call_next: HTTPHandler) -> HTTPResponse:

@@ -493,13 +493,14 @@ class Pipeline:
         if self._state != "open" or receipt._seq <= self._lane_marked[lane]:
             return
         self._lane_marked[lane] = self._lane_seq[lane]
-        per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
-        for _ in range(per_queue):
-            self._queues[lane].put_nowait(_FLUSH)
+        self._put_markers(_FLUSH, [self._queues[lane]])
 
-    def _put_markers(self, marker: _Marker) -> None:
+    def _put_markers(
+        self, marker: _Marker, queues: list[asyncio.Queue[Receipt | _Marker]] | None = None
+    ) -> None:
+        # A shared queue (ordering="none") feeds every worker: each needs its own marker.
         per_queue = self._cfg.max_concurrent_requests if self._n_lanes == 1 else 1
-        for queue in self._queues:
+        for queue in self._queues if queues is None else queues:
             for _ in range(per_queue):
                 queue.put_nowait(marker)
 
