@@ -30,9 +30,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from customerio_async import DedupConfig, Operation, Receipt
-from customerio_async import _operations as ops
-from customerio_async._config import RetryPolicy
 from customerio_async._dedup import Deduplicator
 from customerio_async._middleware import (
     AccountingLayer,
@@ -44,6 +41,10 @@ from customerio_async._middleware import (
     build_chain,
 )
 from customerio_async._transport import HTTPResponse
+
+from customerio_async import DedupConfig, Operation, Receipt
+from customerio_async import _operations as ops
+from customerio_async._config import RetryPolicy
 
 RESULTS = Path(__file__).parent / "results"
 RECEIPT: Receipt | None = None

@@ -10,20 +10,17 @@ so pytest would otherwise rewrite this module and add its helper names to the na
 import contextlib as _contextlib
 
 from . import webhooks as webhooks
-from ._app import APIClient as APIClient
-from ._app import AppStatistics as AppStatistics
-from ._app import BroadcastTrigger as BroadcastTrigger
-from ._app import SendEmailRequest as SendEmailRequest
-from ._app import SendInAppRequest as SendInAppRequest
-from ._app import SendInboxMessageRequest as SendInboxMessageRequest
-from ._app import SendPushRequest as SendPushRequest
-from ._app import SendResult as SendResult
-from ._app import SendSMSRequest as SendSMSRequest
-from ._app import SendWhatsAppRequest as SendWhatsAppRequest
-from ._app import TriggerErrors as TriggerErrors
-from ._client import BatchResult as BatchResult
-from ._client import CustomerIO as CustomerIO
-from ._client import RegionInfo as RegionInfo
+from ._app.client import APIClient as APIClient
+from ._app.client import AppStatistics as AppStatistics
+from ._app.client import BroadcastTrigger as BroadcastTrigger
+from ._app.client import SendEmailRequest as SendEmailRequest
+from ._app.client import SendInAppRequest as SendInAppRequest
+from ._app.client import SendInboxMessageRequest as SendInboxMessageRequest
+from ._app.client import SendPushRequest as SendPushRequest
+from ._app.client import SendResult as SendResult
+from ._app.client import SendSMSRequest as SendSMSRequest
+from ._app.client import SendWhatsAppRequest as SendWhatsAppRequest
+from ._app.client import TriggerErrors as TriggerErrors
 from ._config import AppRateLimits as AppRateLimits
 from ._config import BatchConfig as BatchConfig
 from ._config import DedupConfig as DedupConfig
@@ -42,12 +39,11 @@ from ._exceptions import ConnectError as ConnectError
 from ._exceptions import ConnectionLostError as ConnectionLostError
 from ._exceptions import CustomerIOError as CustomerIOError
 from ._exceptions import DeliveryError as DeliveryError
+from ._exceptions import LimitExceededError as LimitExceededError
 from ._exceptions import NotFoundError as NotFoundError
 from ._exceptions import OperationDroppedError as OperationDroppedError
-from ._exceptions import OperationError as OperationError
 from ._exceptions import OperationRejectedError as OperationRejectedError
 from ._exceptions import OutcomeUnknownError as OutcomeUnknownError
-from ._exceptions import PayloadTooLargeError as PayloadTooLargeError
 from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import RateLimitError as RateLimitError
 from ._exceptions import RequestTimeoutError as RequestTimeoutError
@@ -58,27 +54,34 @@ from ._exceptions import UnprocessableEntityError as UnprocessableEntityError
 from ._exceptions import UnsafeRedirectError as UnsafeRedirectError
 from ._exceptions import ValidationError as ValidationError
 from ._exceptions import WebhookVerificationError as WebhookVerificationError
+from ._http.errors import ErrorDetail as ErrorDetail
+from ._http.messages import HTTPMiddleware as HTTPMiddleware
+from ._http.messages import HTTPRequest as HTTPRequest
+from ._http.messages import HTTPResponse as HTTPResponse
 from ._metrics import Metrics as Metrics
-from ._middleware import HTTPMiddleware as HTTPMiddleware
-from ._middleware import HTTPRequest as HTTPRequest
-from ._middleware import OperationMiddleware as OperationMiddleware
-from ._operations import Delivery as Delivery
-from ._operations import Object as Object
-from ._operations import Operation as Operation
-from ._operations import Person as Person
-from ._operations import object_relationship as object_relationship
-from ._pipeline import FlushResult as FlushResult
-from ._pipeline import Outcome as Outcome
-from ._pipeline import Receipt as Receipt
-from ._pipeline import Statistics as Statistics
-from ._routing import RegionalCustomerIO as RegionalCustomerIO
-from ._routing import RegionResolver as RegionResolver
-from ._transport import HTTPResponse as HTTPResponse
+from ._pipeline.core import FlushResult as FlushResult
+from ._pipeline.core import Outcome as Outcome
+from ._pipeline.core import Receipt as Receipt
+from ._pipeline.core import Statistics as Statistics
+from ._track.admission import AdmissionMiddleware as AdmissionMiddleware
+from ._track.admission import OperationHandler as OperationHandler
+from ._track.admission import OperationMiddleware as OperationMiddleware
+from ._track.client import BatchResult as BatchResult
+from ._track.client import CustomerIO as CustomerIO
+from ._track.client import RegionInfo as RegionInfo
+from ._track.operations import Delivery as Delivery
+from ._track.operations import Object as Object
+from ._track.operations import Operation as Operation
+from ._track.operations import Person as Person
+from ._track.operations import object_relationship as object_relationship
+from ._track.regional import RegionalCustomerIO as RegionalCustomerIO
+from ._track.regional import RegionResolver as RegionResolver
 from ._version import __version__ as __version__
 
 __all__ = [
     "APIClient",
     "APIStatusError",
+    "AdmissionMiddleware",
     "AppRateLimits",
     "AppStatistics",
     "AuthenticationError",
@@ -96,21 +99,22 @@ __all__ = [
     "DedupConfig",
     "Delivery",
     "DeliveryError",
+    "ErrorDetail",
     "FlushResult",
     "HTTPMiddleware",
     "HTTPRequest",
     "HTTPResponse",
+    "LimitExceededError",
     "Metrics",
     "NotFoundError",
     "Object",
     "Operation",
     "OperationDroppedError",
-    "OperationError",
+    "OperationHandler",
     "OperationMiddleware",
     "OperationRejectedError",
     "Outcome",
     "OutcomeUnknownError",
-    "PayloadTooLargeError",
     "PermissionDeniedError",
     "Person",
     "PoolLimits",

@@ -331,7 +331,7 @@ def _verify_webhook(args: argparse.Namespace) -> int:
 
 
 async def _region(args: argparse.Namespace) -> int:
-    from ._client import CustomerIO
+    from ._track.client import CustomerIO
 
     site, key = _credentials(args)
     region = "us" if args.region == "auto" else args.region

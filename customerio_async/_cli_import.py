@@ -41,14 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, TextIO
 
-from . import _operations as ops
-from ._client import CustomerIO
+from ._common.wire import to_timestamp
 from ._config import BatchConfig, RateLimit, RetryPolicy
 from ._exceptions import ValidationError
 from ._identifiers import person_ref
-from ._operations import Operation
-from ._pipeline import Receipt
-from ._wire import to_timestamp
+from ._pipeline.core import Receipt
+from ._track import operations as ops
+from ._track.client import CustomerIO
+from ._track.operations import Operation
 
 try:  # orjson is a runtime dependency; the stdlib is the fallback, as in _wire
     import orjson

@@ -15,10 +15,10 @@ import random
 import time
 from collections.abc import Awaitable
 
-from ._client import CustomerIO
 from ._config import BatchConfig
-from ._operations import Delivery, Object, Person, object_relationship
-from ._pipeline import Receipt
+from ._pipeline.core import Receipt
+from ._track.client import CustomerIO
+from ._track.operations import Delivery, Object, Person, object_relationship
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -5,7 +5,8 @@ The tree (three levels at most)::
     CustomerIOError
     ├── ConfigurationError (+ ValueError)     bad client configuration: credentials, region, URLs
     ├── ValidationError (+ ValueError)        bad input, raised at the call site before any I/O
-    │   └── PayloadTooLargeError              an operation or request body over a byte limit
+    │   └── LimitExceededError                a call-site limit (bytes, count) is exceeded:
+    │                                         an attribute, identifier, operation or body
     ├── ClientStateError (+ RuntimeError)     client not opened, already closed, or failed
     ├── BufferFullError                       admission refused: send buffer full (overflow="raise")
     ├── DeliveryError                         an admitted operation was not delivered (wait=True)
@@ -23,11 +24,20 @@ The tree (three levels at most)::
     │   ├── AuthenticationError               401
     │   ├── PermissionDeniedError             403
     │   ├── NotFoundError                     404
-    │   ├── RequestTooLargeError              413
+    │   ├── RequestTooLargeError              413: the API refused a request body as too large
     │   ├── UnprocessableEntityError          422
     │   ├── RateLimitError                    429 (``retry_after`` when the server sent one)
-    │   └── ServerError                       5xx and anything else unexpected
-    └── WebhookVerificationError (+ ValueError)  a webhook failed verification (``.reason``)
+    │   └── ServerError                       5xx
+    ├── WebhookVerificationError (+ ValueError)  a webhook failed verification (``.reason``)
+    └── GiveUp                                internal: a batched delivery was abandoned; the
+                                              pipeline turns it into dropped(reason) and it
+                                              never reaches user code
+
+``LimitExceededError`` (our check, before any I/O: ``.size``, ``.limit``, ``.field``) and
+``RequestTooLargeError`` (the API's 413 answer) are deliberately unrelated: the first is a
+``ValidationError`` you fix in your call, the second an ``APIStatusError`` from the wire.
+An unexpected status that is neither listed nor 5xx (408, an unlisted 4xx) is raised as the
+base ``APIStatusError``.
 
 Builtin bases are chosen deliberately: validation and configuration errors are also
 ``ValueError`` so generic ``except ValueError`` code keeps working; a request timeout is also
@@ -42,8 +52,10 @@ limit, or the HTTP status and the API's own error text.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._http.errors import ErrorDetail
 
 __all__ = [
     "APIStatusError",
@@ -56,12 +68,12 @@ __all__ = [
     "ConnectionLostError",
     "CustomerIOError",
     "DeliveryError",
+    "GiveUp",
+    "LimitExceededError",
     "NotFoundError",
     "OperationDroppedError",
-    "OperationError",
     "OperationRejectedError",
     "OutcomeUnknownError",
-    "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -72,8 +84,6 @@ __all__ = [
     "UnsafeRedirectError",
     "ValidationError",
     "WebhookVerificationError",
-    "make_status_error",
-    "parse_error_body",
 ]
 
 
@@ -97,7 +107,7 @@ class ValidationError(CustomerIOError, ValueError):
         self.field = field
 
 
-class PayloadTooLargeError(ValidationError):
+class LimitExceededError(ValidationError):
     """An operation, attribute or request body exceeds a documented byte limit.
 
     Attributes:
@@ -184,23 +194,6 @@ class UnsafeRedirectError(TransportError):
     """The server redirected to a host that must not receive our credentials or payload."""
 
 
-@dataclass(frozen=True, slots=True)
-class OperationError:
-    """One error the API reported, usually for one operation of a ``/api/v2/batch`` body.
-
-    Attributes:
-        message: The API's human-readable text (or its ``reason`` when it sent no message).
-        reason: Machine-readable reason, when given.
-        field: The field at fault, when given.
-        batch_index: Zero-based index of the operation inside the batch, when given.
-    """
-
-    message: str
-    reason: str | None = None
-    field: str | None = None
-    batch_index: int | None = None
-
-
 class APIStatusError(CustomerIOError):
     """The API answered with a non-success HTTP status.
 
@@ -215,12 +208,12 @@ class APIStatusError(CustomerIOError):
         message: str,
         *,
         status_code: int,
-        errors: Sequence[OperationError] = (),
+        errors: Sequence[ErrorDetail] = (),
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
-        self.errors: tuple[OperationError, ...] = tuple(errors)
+        self.errors: tuple[ErrorDetail, ...] = tuple(errors)
         self.headers: dict[str, str] = dict(headers or {})
 
 
@@ -261,7 +254,7 @@ class RateLimitError(APIStatusError):
         message: str,
         *,
         status_code: int,
-        errors: Sequence[OperationError] = (),
+        errors: Sequence[ErrorDetail] = (),
         headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
@@ -270,7 +263,7 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx (or any other unexpected status): the API failed to handle the request."""
+    """5xx: the API failed to handle the request."""
 
 
 class WebhookVerificationError(CustomerIOError, ValueError):
@@ -287,101 +280,21 @@ class WebhookVerificationError(CustomerIOError, ValueError):
         self.reason = reason
 
 
-_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    413: RequestTooLargeError,
-    422: UnprocessableEntityError,
-    429: RateLimitError,
-}
+class GiveUp(CustomerIOError):
+    """Internal: the retry layer (or the gate) abandons a batched delivery.
 
+    The send pipeline catches it and ends the request's operations as
+    ``dropped(reason)``; it never reaches user code.
 
-def parse_error_body(body: bytes) -> list[OperationError]:
-    """Parse any of Customer.io's error envelopes into :class:`OperationError` values.
-
-    Understood shapes (contract §2.6, §3.4, §4.3): ``{"meta": {"error": str}}``,
-    ``{"meta": {"errors": [str]}}``, ``{"errors": [{"batch_index", "reason", "field",
-    "message"}]}``, JSON:API ``{"errors": [{"detail", "status", "source"}]}`` and
-    ``{"errors": [str]}``. Anything else (plain text, HTML, garbage) yields no errors
-    rather than raising: the status code alone is still meaningful.
-
-    Args:
-        body: The raw response body.
-
-    Returns:
-        The errors found, in the order the API listed them.
+    Attributes:
+        reason: The drop reason (``delivery_timeout``, ``retries_exhausted``,
+            ``auth_failed``, ``unsafe_redirect``).
+        cause: The last failure (``http_503``, ``ConnectError``…).
+        status: The last HTTP status, if any.
     """
-    import json  # local: only error paths pay for it
 
-    try:
-        doc = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        return []
-    if not isinstance(doc, dict):
-        return []
-    out: list[OperationError] = []
-    meta = doc.get("meta")
-    if isinstance(meta, dict):
-        if isinstance(meta.get("error"), str):
-            out.append(OperationError(message=meta["error"]))
-        errs = meta.get("errors")
-        if isinstance(errs, list):
-            out.extend(OperationError(message=str(e)) for e in errs if isinstance(e, str))
-    errors = doc.get("errors")
-    if isinstance(errors, list):
-        for item in errors:
-            if isinstance(item, str):
-                out.append(OperationError(message=item))
-            elif isinstance(item, dict):
-                out.append(_error_from_dict(item))
-    return out
-
-
-def _error_from_dict(item: Mapping[str, Any]) -> OperationError:
-    reason = item.get("reason")
-    field = item.get("field")
-    message = item.get("message") or item.get("detail") or reason or "unspecified error"
-    index = item.get("batch_index")
-    if field is None and isinstance(item.get("source"), dict):
-        field = item["source"].get("pointer")
-    return OperationError(
-        message=str(message),
-        reason=str(reason) if reason is not None else None,
-        field=str(field) if field is not None else None,
-        batch_index=index if isinstance(index, int) and not isinstance(index, bool) else None,
-    )
-
-
-def make_status_error(
-    status: int,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    endpoint: str,
-    retry_after: float | None = None,
-) -> APIStatusError:
-    """Map an HTTP error status to the matching :class:`APIStatusError` subclass.
-
-    This is the one place where status codes become exception classes.
-
-    Args:
-        status: The HTTP status code.
-        body: The raw response body, parsed for the API's error text.
-        headers: Response headers (lower-cased names).
-        endpoint: The endpoint *template* (never a concrete identifier), for the message.
-        retry_after: Parsed ``Retry-After`` seconds, for 429.
-
-    Returns:
-        The exception to raise.
-    """
-    errors = parse_error_body(body)
-    detail = "; ".join(e.message for e in errors[:3])
-    message = f"{endpoint} answered HTTP {status}" + (f": {detail}" if detail else "")
-    cls = _STATUS_CLASSES.get(status, ServerError)
-    if cls is RateLimitError:
-        return RateLimitError(
-            message, status_code=status, errors=errors, headers=headers, retry_after=retry_after
-        )
-    return cls(message, status_code=status, errors=errors, headers=headers)
+    def __init__(self, reason: str, cause: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+        self.status = status

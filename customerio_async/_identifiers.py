@@ -18,10 +18,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
-from ._exceptions import ValidationError
-from ._validation import check_identifier
+from ._config import MAX_IDENTIFIER_BYTES
+from ._exceptions import LimitExceededError, ValidationError
 
-__all__ = ["IdentifierLike", "PersonRef", "person_ref"]
+__all__ = ["IdentifierLike", "PersonRef", "check_identifier", "person_ref"]
 
 IdentifierLike: TypeAlias = "str | int | Mapping[str, str]"
 """A bare identifier (inferred like the v1 server does) or an explicit one-key object."""
@@ -29,6 +29,48 @@ IdentifierLike: TypeAlias = "str | int | Mapping[str, str]"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 PERSON_KEYS = ("id", "email", "cio_id", "phone")
 MERGE_KEYS = ("id", "email", "cio_id")
+
+
+def check_identifier(value: Any, field: str) -> str:
+    """Validate a person/object/device identifier and return it as ``str``.
+
+    ``int`` is accepted (the official SDK allows numeric ids) and converted.
+
+    Raises:
+        ValidationError: When empty, not a str/int, or over 150 UTF-8 bytes.
+    """
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValidationError(
+            f"{field} must be a string or an integer, got {type(value).__name__}", field=field
+        )
+    elif isinstance(value, int) and value.bit_length() > 600:  # > 180 digits; str() may fail
+        digits = value.bit_length() * 3 // 10
+        raise LimitExceededError(
+            f"{field} has over {digits} digits; the limit is {MAX_IDENTIFIER_BYTES} bytes",
+            size=digits,
+            limit=MAX_IDENTIFIER_BYTES,
+            field=field,
+        )
+    else:
+        text = str(value)
+    if not text or text.isspace():
+        raise ValidationError(f"{field} cannot be blank", field=field)
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"{field} contains a lone surrogate, which is not valid UTF-8", field=field
+        ) from None
+    if size > MAX_IDENTIFIER_BYTES:
+        raise LimitExceededError(
+            f"{field} is {size} bytes; the limit is {MAX_IDENTIFIER_BYTES}",
+            size=size,
+            limit=MAX_IDENTIFIER_BYTES,
+            field=field,
+        )
+    return text
 
 
 class PersonRef:

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._middleware import Histogram
+    from ._common.histogram import Histogram
 
 __all__ = ["Metrics"]
 

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pytest
 
 if TYPE_CHECKING:
-    from ._client import CustomerIO
-    from ._pipeline import FlushResult
+    from ._pipeline.core import FlushResult
+    from ._track.client import CustomerIO
     from .testing import AppliedOperation, FakeCustomerIO
 
 __all__ = ["CustomerIOFake", "customerio_fake", "customerio_fake_options"]
@@ -116,7 +116,7 @@ class CustomerIOFake:
 async def _open_client(
     server: FakeCustomerIO, options: dict[str, Any]
 ) -> AsyncIterator[CustomerIO]:
-    from ._client import CustomerIO
+    from ._track.client import CustomerIO
 
     kwargs = {**_fast_defaults(), "track_url": server.url, **options}
     async with CustomerIO(server.site_id, server.api_key, **kwargs) as client:

@@ -27,9 +27,9 @@ from customerio_async import (
     ConnectError,
     ConnectionLostError,
     CustomerIO,
+    LimitExceededError,
     Metrics,
     OutcomeUnknownError,
-    PayloadTooLargeError,
     PermissionDeniedError,
     RateLimit,
     RateLimitError,
@@ -51,9 +51,7 @@ from customerio_async import (
     UnsafeRedirectError,
     ValidationError,
 )
-from customerio_async._app import _Gate
-from customerio_async._middleware import HTTPHandler, HTTPRequest
-from customerio_async._transport import HTTPResponse
+from customerio_async._http.messages import HTTPHandler, HTTPRequest, HTTPResponse
 from customerio_async.testing import FakeCustomerIO, Fault
 
 APP_KEY = "fake-app-key"
@@ -322,7 +320,7 @@ async def test_recipient_count_understands_display_names(api: APIClient) -> None
 
 async def test_message_data_and_body_limits(fake: FakeCustomerIO, api: APIClient) -> None:
     big = "x" * 1_000_100
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(LimitExceededError) as info:
         await api.send_email(email(message_data={"blob": big}))
     assert info.value.limit == 1_000_000
     assert big not in str(info.value)
@@ -354,7 +352,7 @@ def test_attach() -> None:
     with pytest.raises(ValidationError, match="base64"):
         request.attach("e.txt", "***", encode=False)
     before = dict(request.attachments)
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(LimitExceededError) as info:
         request.attach("huge.bin", b"\0" * 2_000_000)
     assert (info.value.size, info.value.limit) == (2_000_008, 2_000_000)
     assert request.attachments == before  # a refused attachment is not added
@@ -423,6 +421,9 @@ async def test_trigger_reset_is_outcome_unknown(fake: FakeCustomerIO, api: APICl
         pytest.param(Fault(status=503, match="/v1/send/email"), id="503"),
         pytest.param(Fault(status=429, headers={"Retry-After": "0"}, match="/v1/send"), id="429"),
         pytest.param(Fault(status=429, match="/v1/send/email"), id="429-no-retry-after"),
+        # 408: the server timed out waiting for the request, so it never processed it.
+        pytest.param(Fault(status=408, match="/v1/send/email"), id="408"),
+        pytest.param(Fault(status=425, match="/v1/send/email"), id="425"),
     ],
 )
 async def test_refused_before_processing_is_retried(
@@ -439,7 +440,7 @@ async def test_refused_before_processing_is_retried(
     assert fake.requests[1].headers["x-retry-count"] == "1"
 
 
-@pytest.mark.parametrize("status", [500, 502, 504, 408])
+@pytest.mark.parametrize("status", [500, 502, 504, 507, 520, 599])
 async def test_ambiguous_server_errors_are_not_retried(
     fake: FakeCustomerIO, api: APIClient, status: int
 ) -> None:
@@ -533,7 +534,7 @@ async def test_api_errors_map_to_classes(fake: FakeCustomerIO, api: APIClient) -
         # Sent raw (a dict-shaped trigger is not possible through the typed API), so the
         # server-side rule shows: options must fit the audience.
         await api._request(
-            "POST", "/v1/campaigns/9/triggers", b'{"id_ignore_missing":true}', "/t", ()
+            "POST", "/v1/campaigns/9/triggers", b'{"id_ignore_missing":true}', "/t", "broadcast"
         )
     assert info.value.errors[0].field == "/data/attributes/default"
 
@@ -620,14 +621,14 @@ async def test_trigger_broadcast_shapes(
         ({"recipients": [1]}, "recipients", ValidationError),
         ({"ids": []}, "ids", ValidationError),
         ({"ids": "abc"}, "ids", ValidationError),
-        ({"ids": [str(i) for i in range(10_001)]}, "ids", PayloadTooLargeError),
+        ({"ids": [str(i) for i in range(10_001)]}, "ids", LimitExceededError),
         ({"emails": [""]}, "emails[0]", ValidationError),
         ({"per_user_data": [{"id": "1", "email": "a@b.co"}]}, "per_user_data[0]", ValidationError),
         ({"per_user_data": [{"id": "1", "extra": 1}]}, "per_user_data[0]", ValidationError),
         ({"per_user_data": ["1"]}, "per_user_data[0]", ValidationError),
         ({"per_user_data": [{"id": "1", "data": [1]}]}, "per_user_data[0].data", ValidationError),
         ({"data_file_url": "ftp://x/y"}, "data_file_url", ValidationError),
-        ({"data": {"blob": "x" * 50_000}}, "data", PayloadTooLargeError),
+        ({"data": {"blob": "x" * 50_000}}, "data", LimitExceededError),
         ({"data": ["x"]}, "data", ValidationError),
         ({"id_ignore_missing": True}, "id_ignore_missing", ValidationError),
         ({"ids": ["1"], "email_ignore_missing": True}, "email_ignore_missing", ValidationError),
@@ -724,19 +725,6 @@ async def test_a_bare_429_pauses_its_rate_limit_class(fake: FakeCustomerIO) -> N
         elapsed = time.monotonic() - started
     assert [r.status for r in fake.requests] == [429, 200]
     assert elapsed >= 0.045
-
-
-async def test_gate_pause_after_429() -> None:
-    now = [100.0]
-    gate = _Gate(RateLimit(requests_per_second=0.1, burst=1), lambda: now[0])
-    assert gate.interval == 10.0
-    gate.pause_after_429(None, 120.0)  # no Retry-After: one slot of the documented rate
-    assert gate._paused_until == 110.0
-    gate.pause_after_429(500.0, 120.0)  # a Retry-After, capped
-    assert gate._paused_until == 220.0
-    gate.pause_after_429(1.0, 120.0)  # never shortens a pause
-    assert gate._paused_until == 220.0
-    assert _Gate(None, time.monotonic).interval == 0.0
 
 
 # --------------------------------------------------------------------------- configuration

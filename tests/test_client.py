@@ -301,8 +301,8 @@ async def test_batch_scripted_207(fake: FakeCustomerIO, cio: CustomerIO) -> None
 
 
 async def test_batch_validation(cio: CustomerIO) -> None:
-    from customerio_async import PayloadTooLargeError
-    from customerio_async._operations import anonymous_event
+    from customerio_async import LimitExceededError
+    from customerio_async._track.operations import anonymous_event
 
     with pytest.raises(ValidationError, match="empty"):
         await cio.batch([])
@@ -315,14 +315,14 @@ async def test_batch_validation(cio: CustomerIO) -> None:
     with pytest.raises(ValidationError, match="mapping"):
         await cio.batch(["nope"])  # type: ignore[list-item]
     big = [Person.identify(str(i), {f"k{j}": "v" * 900 for j in range(30)}) for i in range(20)]
-    with pytest.raises(PayloadTooLargeError, match="/api/v2/batch body"):
+    with pytest.raises(LimitExceededError, match="/api/v2/batch body"):
         await cio.batch(big)
-    with pytest.raises(PayloadTooLargeError, match="operation"):
+    with pytest.raises(LimitExceededError, match="operation"):
         await cio.batch([Person.identify("1", {f"k{j}": "v" * 900 for j in range(40)})])
 
 
 async def test_v1_only_operation_via_send(fake: FakeCustomerIO, cio: CustomerIO) -> None:
-    from customerio_async._operations import anonymous_event
+    from customerio_async._track.operations import anonymous_event
 
     await cio.send(anonymous_event(None, "invite", {"recipient": "a@b.c"}))
     assert last(fake).path == "/api/v1/events"

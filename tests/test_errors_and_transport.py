@@ -29,7 +29,7 @@ from customerio_async import (
     UnprocessableEntityError,
     UnsafeRedirectError,
 )
-from customerio_async._transport import is_trusted_url
+from customerio_async._http.transport import is_trusted_url
 from customerio_async.testing import FakeCustomerIO, Fault
 
 NO_RETRY = RetryPolicy(direct_attempts=1)
@@ -42,7 +42,9 @@ NO_RETRY = RetryPolicy(direct_attempts=1)
         (401, AuthenticationError),
         (403, PermissionDeniedError),
         (404, NotFoundError),
-        (408, ServerError),
+        (408, APIStatusError),
+        (418, APIStatusError),
+        (507, ServerError),
         (413, RequestTooLargeError),
         (422, UnprocessableEntityError),
         (429, RateLimitError),

@@ -15,22 +15,22 @@ from customerio_async import (
     ClientStateError,
     ConfigurationError,
     CustomerIOError,
-    OperationError,
-    PayloadTooLargeError,
+    ErrorDetail,
+    LimitExceededError,
     RateLimitError,
     RequestTimeoutError,
     ServerError,
     TransportError,
     ValidationError,
 )
-from customerio_async._exceptions import make_status_error, parse_error_body
-from customerio_async._retry import parse_retry_after
+from customerio_async._http.errors import make_status_error, parse_error_body
+from customerio_async._http.retry import parse_retry_after
 
 
 def test_tree_and_builtin_bases() -> None:
     assert issubclass(ValidationError, ValueError)
     assert issubclass(ConfigurationError, ValueError)
-    assert issubclass(PayloadTooLargeError, ValidationError)
+    assert issubclass(LimitExceededError, ValidationError)
     assert issubclass(ClientStateError, RuntimeError)
     assert issubclass(RequestTimeoutError, TimeoutError)
     assert issubclass(RequestTimeoutError, TransportError)
@@ -46,27 +46,27 @@ def test_tree_and_builtin_bases() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b'{"meta":{"error":"bad"}}', [OperationError("bad")]),
-        (b'{"meta":{"errors":["a","b"]}}', [OperationError("a"), OperationError("b")]),
+        (b'{"meta":{"error":"bad"}}', [ErrorDetail("bad")]),
+        (b'{"meta":{"errors":["a","b"]}}', [ErrorDetail("a"), ErrorDetail("b")]),
         (
             b'{"errors":[{"batch_index":2,"reason":"invalid","field":"identifiers",'
             b'"message":"too many"}]}',
-            [OperationError("too many", "invalid", "identifiers", 2)],
+            [ErrorDetail("too many", "invalid", "identifiers", 2)],
         ),
-        (b'{"errors":[{"reason":"r"}]}', [OperationError("r", "r")]),
+        (b'{"errors":[{"reason":"r"}]}', [ErrorDetail("r", "r")]),
         (
             b'{"errors":[{"detail":"d","status":"422","source":{"pointer":"/data"}}]}',
-            [OperationError("d", None, "/data")],
+            [ErrorDetail("d", None, "/data")],
         ),
-        (b'{"errors":["line 1: x"]}', [OperationError("line 1: x")]),
-        (b'{"errors":[{"batch_index":true}]}', [OperationError("unspecified error")]),
+        (b'{"errors":["line 1: x"]}', [ErrorDetail("line 1: x")]),
+        (b'{"errors":[{"batch_index":true}]}', [ErrorDetail("unspecified error")]),
         (b"<html>oops</html>", []),
         (b"", []),
         (b"[1]", []),
         (b"\xff", []),
     ],
 )
-def test_parse_error_body(body: bytes, expected: list[OperationError]) -> None:
+def test_parse_error_body(body: bytes, expected: list[ErrorDetail]) -> None:
     assert parse_error_body(body) == expected
 
 
@@ -76,7 +76,9 @@ def test_make_status_error() -> None:
     assert err.retry_after == 3.0
     assert err.headers == {"retry-after": "3"}
     odd = make_status_error(418, b"", {}, endpoint="/x")
-    assert type(odd) is ServerError
+    assert type(odd) is APIStatusError  # an unlisted 4xx is not a server error
+    assert type(make_status_error(408, b"", {}, endpoint="/x")) is APIStatusError
+    assert type(make_status_error(599, b"", {}, endpoint="/x")) is ServerError
     assert isinstance(odd, APIStatusError)
     assert str(odd) == "/x answered HTTP 418"
 

@@ -12,12 +12,13 @@ import pytest
 from customerio_async import (
     CustomerIO,
     Delivery,
+    LimitExceededError,
     Object,
-    PayloadTooLargeError,
     Person,
     ValidationError,
 )
-from customerio_async._wire import dumps, new_ulid, to_timestamp
+from customerio_async._common.ulid import new_ulid
+from customerio_async._common.wire import dumps, to_timestamp
 from customerio_async.testing import FakeCustomerIO
 
 pytestmark = pytest.mark.usefixtures("fake")
@@ -26,10 +27,10 @@ pytestmark = pytest.mark.usefixtures("fake")
 async def test_identifier_limits(fake: FakeCustomerIO, cio: CustomerIO) -> None:
     await cio.identify("x" * 150)
     await cio.identify("é" * 75)  # 150 bytes
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(LimitExceededError) as info:
         await cio.identify("x" * 151)
     assert (info.value.size, info.value.limit) == (151, 150)
-    with pytest.raises(PayloadTooLargeError):
+    with pytest.raises(LimitExceededError):
         await cio.identify("é" * 75 + "x")
     for bad in ("", None, 1.5, True, b"bytes", ["x"]):
         with pytest.raises(ValidationError):
@@ -49,18 +50,18 @@ async def test_explicit_identifier_objects(cio: CustomerIO) -> None:
 
 async def test_attribute_limits(fake: FakeCustomerIO, cio: CustomerIO) -> None:
     await cio.identify("1", **{f"a{i}": i for i in range(300)})
-    with pytest.raises(PayloadTooLargeError, match="300"):
+    with pytest.raises(LimitExceededError, match="300"):
         await cio.identify("1", **{f"a{i}": i for i in range(301)})
     await cio.identify("1", **{"n" * 150: 1})
-    with pytest.raises(PayloadTooLargeError, match="attribute name"):
+    with pytest.raises(LimitExceededError, match="attribute name"):
         await cio.identify("1", **{"n" * 151: 1})
     # 998 characters + 2 quotes = 1000 bytes serialised.
     await cio.identify("1", v="x" * 998)
-    with pytest.raises(PayloadTooLargeError, match="1000") as info:
+    with pytest.raises(LimitExceededError, match="1000") as info:
         await cio.identify("1", v="x" * 999)
     assert info.value.field == "attributes.v"
     await cio.identify("1", v=["é" * 10] * 10)
-    with pytest.raises(PayloadTooLargeError):
+    with pytest.raises(LimitExceededError):
         await cio.identify("1", v={"k": "x" * 1000})
     # Structural keys are instructions, not stored values: no 1000-byte cap.
     prefs = {"topics": {f"topic_{i}": True for i in range(100)}}
@@ -88,7 +89,7 @@ async def test_unserialisable_values_raise_at_call_site(
 async def test_event_limits(fake: FakeCustomerIO, cio: CustomerIO) -> None:
     await cio.track("1", "n" * 100)
     await cio.track("1", "  " + "n" * 100 + "  ")  # trimmed first
-    with pytest.raises(PayloadTooLargeError, match="100"):
+    with pytest.raises(LimitExceededError, match="100"):
         await cio.track("1", "n" * 101)
     for blank in ("", "   "):
         with pytest.raises(ValidationError, match="blank"):
@@ -112,22 +113,22 @@ async def test_event_data_limit_is_exact(fake: FakeCustomerIO, cio: CustomerIO) 
     fits = {"k": "x" * 99_992}
     assert len(dumps(fits)) == 100_000
     await cio.track("1", "big", fits)
-    with pytest.raises(PayloadTooLargeError) as info:
+    with pytest.raises(LimitExceededError) as info:
         await cio.track("1", "big", {"k": "x" * 99_993})
     assert (info.value.size, info.value.limit) == (100_001, 100_000)
-    with pytest.raises(PayloadTooLargeError):
+    with pytest.raises(LimitExceededError):
         await cio.track_anonymous("a", "big", {"k": "x" * 99_993})
     assert len(fake.requests) == 1
 
 
 async def test_v2_operation_and_entity_limits(cio: CustomerIO) -> None:
     # Pure v2 operations are capped at 32,000 bytes each.
-    with pytest.raises(PayloadTooLargeError, match="32000"):
+    with pytest.raises(LimitExceededError, match="32000"):
         await cio.send(Person.event("1", "big", {"k": "x" * 40_000}))
     # An official-style event that v1 can carry has no such cap (contract U1) ...
     await cio.track("1", "big", {"k": "x" * 40_000})
     # ... unless its identifier forces it onto v2.
-    with pytest.raises(PayloadTooLargeError):
+    with pytest.raises(LimitExceededError):
         await cio.track({"id": "a@b.c"}, "big", {"k": "x" * 40_000})
 
 
@@ -194,7 +195,7 @@ def test_builder_validation() -> None:
         Person.merge({"id": "1", "email": "a@b.c"}, {"id": "2"})
     with pytest.raises(ValidationError, match="platform"):
         Person.add_device("1", "tok", "")
-    from customerio_async._operations import add_device
+    from customerio_async._track.operations import add_device
 
     with pytest.raises(ValidationError, match="platform"):
         add_device("1", "tok", "", {})
@@ -206,7 +207,7 @@ def test_dumps_is_the_same_with_and_without_the_fast_path() -> None:
     import enum
     import uuid
 
-    from customerio_async._wire import _stdlib_dumps
+    from customerio_async._common.wire import _stdlib_dumps
 
     class Plan(enum.Enum):
         PRO = "pro"

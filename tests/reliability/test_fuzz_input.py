@@ -4,7 +4,7 @@ For arbitrary identifiers (unicode, ``/``, ``%``, empty, whitespace, 151 bytes, 
 explicit objects), attribute names and values (NaN, huge ints, nested, bytes, sets,
 datetimes with and without a zone), event names, ids and timestamps, every call must either
 
-* raise our documented :class:`ValidationError` (or its :class:`PayloadTooLargeError`) at the
+* raise our documented :class:`ValidationError` (or its :class:`LimitExceededError`) at the
   call site, admitting nothing; or
 * be admitted and delivered as a request that conforms to the vendor's OpenAPI document and
   that the contract-faithful fake accepts (no rejection);

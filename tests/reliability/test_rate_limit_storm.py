@@ -28,7 +28,7 @@ from customerio_async import (
     RateLimit,
     RetryPolicy,
 )
-from customerio_async._retry import parse_retry_after
+from customerio_async._http.retry import parse_retry_after
 from customerio_async.testing import FakeCustomerIO, Fault
 
 from ._harness import check_invariant, make_client, record_figures, spread

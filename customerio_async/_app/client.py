@@ -26,24 +26,24 @@ Attempts per call are bounded by ``RetryPolicy.direct_attempts``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import collections
 import dataclasses
 import datetime as _dt
 import email.utils
+import hashlib
 import json
 import logging
-import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 from urllib.parse import urlencode, urlsplit
 
-from ._config import (
+from .._common.lifecycle import SingleUseClient, State
+from .._common.wire import check_size, dumps, to_timestamp
+from .._config import (
     DEFAULT_APP_RATE_LIMITS,
     DEFAULT_POOL,
     DEFAULT_RETRY,
@@ -58,7 +58,6 @@ from ._config import (
     MAX_TRANSACTIONAL_BYTES,
     AppRateLimits,
     PoolLimits,
-    RateLimit,
     Region,
     RetryPolicy,
     Timeouts,
@@ -66,25 +65,19 @@ from ._config import (
     resolve_app_origin,
     resolve_region,
 )
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
-    OutcomeUnknownError,
-    PayloadTooLargeError,
+    LimitExceededError,
     ServerError,
-    TransportError,
-    UnsafeRedirectError,
     ValidationError,
-    make_status_error,
 )
-from ._identifiers import person_ref
-from ._lifecycle import SingleUseClient, State
-from ._metrics import Metrics, counter, gauge, histogram_family
-from ._middleware import AccountingLayer, HTTPMiddleware, HTTPRequest, build_chain
-from ._ratelimit import TokenBucket
-from ._retry import parse_retry_after
-from ._transport import AiohttpTransport, HTTPResponse
-from ._validation import check_identifier, check_size
-from ._wire import dumps, to_timestamp
+from .._http.gate import Limiter, LocalLimiter
+from .._http.messages import HTTPMiddleware, HTTPRequest, HTTPResponse
+from .._http.rules import APIRules
+from .._http.stack import HTTPStack
+from .._http.transport import AiohttpTransport
+from .._identifiers import check_identifier, person_ref
+from .._metrics import Metrics, counter, gauge, histogram_family
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -267,7 +260,7 @@ class SendEmailRequest(_SendRequest):
         Raises:
             ValidationError: A blank or duplicate name, or ``encode=False`` content that is
                 not base64.
-            PayloadTooLargeError: The attachments would total 2,000,000 bytes or more
+            LimitExceededError: The attachments would total 2,000,000 bytes or more
                 (decoded).
         """
         if not isinstance(name, str) or not name:
@@ -459,7 +452,7 @@ def _decoded_size(name: str, value: Any) -> int:
 
 def _check_attachment_total(total: int) -> None:
     if total >= MAX_ATTACHMENT_BYTES:
-        raise PayloadTooLargeError(
+        raise LimitExceededError(
             f"attachments total {total} bytes; the limit is below {MAX_ATTACHMENT_BYTES}",
             size=total,
             limit=MAX_ATTACHMENT_BYTES,
@@ -568,7 +561,7 @@ def encode_send(cls: type[_SendRequest], request: Any, now: float) -> bytes:
 
     Raises:
         ValidationError: The request breaks a documented rule.
-        PayloadTooLargeError: Attachments ≥ 2,000,000 bytes, or the body without them over
+        LimitExceededError: Attachments ≥ 2,000,000 bytes, or the body without them over
             1,000,000 bytes.
     """
     if isinstance(request, cls):
@@ -600,7 +593,7 @@ def _check_list(value: Any, field: str) -> Sequence[Any]:
             field=field,
         )
     if len(value) > MAX_BROADCAST_RECIPIENTS:
-        raise PayloadTooLargeError(
+        raise LimitExceededError(
             f"{field} has {len(value)} entries; the limit is {MAX_BROADCAST_RECIPIENTS}",
             size=len(value),
             limit=MAX_BROADCAST_RECIPIENTS,
@@ -651,7 +644,7 @@ def encode_trigger(
     Raises:
         ValidationError: More than one audience kind, an empty audience, an option that
             does not apply to the audience, or a malformed entry.
-        PayloadTooLargeError: Over 10,000 recipients, ``data`` over 50,000 bytes, or the
+        LimitExceededError: Over 10,000 recipients, ``data`` over 50,000 bytes, or the
             body over 25,000,000 bytes.
     """
     given = {k: v for k, v in audience.items() if v is not None}
@@ -736,31 +729,23 @@ def _unexpected(response: HTTPResponse, endpoint: str, what: str) -> ServerError
 # ============================================================================ client
 
 
-class _Gate:
-    """One rate-limit class: a token bucket plus a pause set by 429 answers."""
-
-    __slots__ = ("_bucket", "_clock", "_paused_until", "interval")
-
-    def __init__(self, limit: RateLimit | None, clock: Callable[[], float]) -> None:
-        self._bucket = TokenBucket(limit, clock) if limit is not None else None
-        self._clock = clock
-        self._paused_until = 0.0
-        # The spacing the limit documents; the default pause after a bare 429.
-        self.interval = 1.0 / limit.requests_per_second if limit is not None else 0.0
-
-    async def wait(self) -> None:
-        # A pause may be extended while we sleep (another 429), so re-check after waking.
-        while (delay := self._paused_until - self._clock()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-        if self._bucket is not None:
-            delay = self._bucket.reserve()
-            if delay > 0:
-                await asyncio.sleep(delay)
-
-    def pause_after_429(self, retry_after: float | None, cap: float) -> None:
-        # The server's wait when it gave one (capped), else one slot of the documented rate.
-        seconds = min(retry_after, cap) if retry_after is not None else self.interval
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+def app_rules(limits: AppRateLimits | None) -> APIRules:
+    """The App API's rules: only ``GET`` may be repeated when its outcome is unknown (sends
+    and triggers have no idempotency key); a ``POST`` is retried only on statuses that prove
+    the server did not act (408, 425, 429, 503). One rate-limit class per kind of call."""
+    limits = limits or AppRateLimits(transactional=None, general=None, broadcast=None)
+    return APIRules(
+        api="app",
+        repeatable_methods=frozenset({"GET"}),
+        credentials="the App API key",
+        buckets=MappingProxyType(
+            {
+                "transactional": limits.transactional,
+                "general": limits.general,
+                "broadcast": limits.broadcast,
+            }
+        ),
+    )
 
 
 class APIClient(SingleUseClient):
@@ -823,6 +808,7 @@ class APIClient(SingleUseClient):
         user_agent: str | None = None,
         http_middleware: Sequence[HTTPMiddleware] = (),
         metrics: Metrics | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         app_key = env_or(key, ENV_APP_API_KEY, "key (the App API key)")
         if app_key != app_key.strip() or any(c in app_key for c in "\r\n\t "):
@@ -838,21 +824,21 @@ class APIClient(SingleUseClient):
             pool=pool,
             user_agent=user_agent,
         )
-        # The same onion as CustomerIO: retry → gate (both in _request, with the App API's
-        # stricter retry rules) → your middleware → accounting → transport.
-        self._accounting = AccountingLayer()
-        self._chain = build_chain(self._transport_handler, [*http_middleware, self._accounting])
-        self._retry = retry
-        limits = rate_limits or AppRateLimits(transactional=None, general=None, broadcast=None)
-        clock = time.monotonic
-        self._transactional = _Gate(limits.transactional, clock)
-        self._general = _Gate(limits.general, clock)
-        self._broadcast = _Gate(limits.broadcast, clock)
+        # The same HTTP path as CustomerIO (see _http), with the App API's rules.
+        rules = app_rules(rate_limits)
+        self._http = HTTPStack(
+            self._transport,
+            rules=rules,
+            policy=retry,
+            gate=(limiter or LocalLimiter()).gate(
+                api="app",
+                workspace=hashlib.sha256(app_key.encode()).hexdigest()[:16],
+                buckets=rules.buckets,
+            ),
+            middleware=http_middleware,
+        )
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = State.NEW
-        self._retries = 0
-        self._outcome_unknown = 0
-        self._retries_by: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
         # Never the key: reprs end up in logs and tracebacks.
@@ -901,14 +887,15 @@ class APIClient(SingleUseClient):
 
     def statistics(self) -> AppStatistics:
         """A cheap snapshot of the client's counters (requests, retries, outcome-unknown)."""
-        accounting = self._accounting
+        accounting = self._http.accounting
+        counters = self._http.counters
         return AppStatistics(
             requests=accounting.requests,
-            retries=self._retries,
+            retries=counters.retries,
             in_flight_requests=accounting.in_flight,
             bytes_sent=accounting.bytes_sent,
-            outcome_unknown=self._outcome_unknown,
-            retries_by_cause=MappingProxyType(dict(self._retries_by)),
+            outcome_unknown=counters.outcome_unknown,
+            retries_by_cause=MappingProxyType(dict(counters.by_cause)),
             state=self._state.value,
         )
 
@@ -923,7 +910,8 @@ class APIClient(SingleUseClient):
     def metric_families(self, prefix: str) -> Iterable[Metric]:
         """This client's Prometheus families (see :class:`Metrics`)."""
         region = self._region.value
-        accounting = self._accounting
+        accounting = self._http.accounting
+        counters = self._http.counters
         latency = [
             ([region, api, endpoint, status], hist)
             for (api, endpoint, _, status), hist in list(accounting.latency.series.items())
@@ -940,13 +928,13 @@ class APIClient(SingleUseClient):
                 f"{prefix}app_retries",
                 "App API attempts retried, by cause.",
                 ["region", "cause"],
-                [([region, cause], n) for cause, n in self._retries_by.items()],
+                [([region, cause], n) for cause, n in counters.by_cause.items()],
             ),
             counter(
                 f"{prefix}app_outcome_unknown",
                 "App API sends/triggers that may have been applied and were not retried.",
                 only,
-                [([region], self._outcome_unknown)],
+                [([region], counters.outcome_unknown)],
             ),
             counter(
                 f"{prefix}app_bytes_sent",
@@ -964,97 +952,20 @@ class APIClient(SingleUseClient):
 
     # ------------------------------------------------------------------ transport
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        retry = self._retry
-        delay = random.uniform(0, min(retry.backoff_cap, retry.backoff_base * 2 ** (attempt - 1)))
-        if retry_after is not None:
-            floor = min(retry_after, retry.max_retry_after)
-            delay = max(delay, floor) + random.uniform(0, 0.1 * floor)
-        return delay
-
-    async def _transport_handler(self, request: HTTPRequest) -> HTTPResponse:
-        return await self._transport.request(
-            request.method,
-            request.path,
-            body=request.body,
-            headers=request.headers or None,
-            endpoint=request.endpoint,
-        )
-
     async def _request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None,
-        endpoint: str,
-        gates: tuple[_Gate, ...],
+        self, method: str, path: str, body: bytes | None, endpoint: str, bucket: str
     ) -> HTTPResponse:
-        """Send with the retry rules in the module docstring; return a 2xx or raise."""
+        """Send with the App API's retry rules (module docstring); a 2xx or raise."""
         self._check_open()
-        idempotent = method == "GET"
-        retry = self._retry
-        request = HTTPRequest(method, path, body, endpoint, api="app", region=self._region.value)
-        while True:
-            for gate in gates:
-                await gate.wait()
-            attempt = request.attempt
-            retry_after: float | None = None
-            try:
-                response = await self._chain(request)
-            except UnsafeRedirectError:
-                raise
-            except TransportError as exc:
-                if exc.request_sent and not idempotent:
-                    self._outcome_unknown += 1
-                    raise OutcomeUnknownError(
-                        f"{exc}; the request may have reached Customer.io and was NOT retried "
-                        "(App API sends and triggers have no idempotency key, so a retry "
-                        "could send twice)"
-                    ) from exc
-                if attempt >= retry.direct_attempts:
-                    raise
-                cause = type(exc).__name__
-            else:
-                status = response.status
-                if 200 <= status < 300:
-                    return response
-                retryable = _RETRYABLE_IDEMPOTENT if idempotent else _REFUSED
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                if status == 429:
-                    for gate in gates:
-                        gate.pause_after_429(retry_after, retry.max_retry_after)
-                if (
-                    status not in retryable
-                    or attempt >= retry.direct_attempts
-                    or (retry_after or 0) > retry.backoff_cap
-                ):
-                    raise make_status_error(
-                        status,
-                        response.body,
-                        response.headers,
-                        endpoint=endpoint,
-                        retry_after=retry_after,
-                    )
-                cause = f"http_{status}"
-            self._retries += 1
-            self._retries_by[cause] += 1
-            delay = self._backoff(attempt, retry_after)
-            logger.debug(
-                "%s %s: attempt %d failed (%s), retrying in %.2fs",
-                method,
-                endpoint,
-                attempt,
-                cause,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            request.attempt += 1
-            request.headers["X-Retry-Count"] = str(attempt)
+        request = HTTPRequest(
+            method, path, body, endpoint, api="app", region=self._region.value, bucket=bucket
+        )
+        return await self._http.call_ok(request)
 
     async def _send(self, cls: type[_SendRequest], request: Any) -> SendResult:
         self._check_open()
         body = encode_send(cls, request, time.time())
-        response = await self._request("POST", cls._PATH, body, cls._PATH, (self._transactional,))
+        response = await self._request("POST", cls._PATH, body, cls._PATH, "transactional")
         doc = _json_object(response)
         delivery_id, queued_at = doc.get("delivery_id"), _int_or_none(doc.get("queued_at"))
         if not isinstance(delivery_id, str) or queued_at is None:
@@ -1076,7 +987,7 @@ class APIClient(SingleUseClient):
         Raises:
             ValidationError: Before any I/O: not exactly one identifier, more than 15
                 recipients, ``send_at`` beyond 90 days, attachments not base64...
-            PayloadTooLargeError: Attachments of 2,000,000 bytes or more, or a body over
+            LimitExceededError: Attachments of 2,000,000 bytes or more, or a body over
                 1,000,000 bytes without them.
             OutcomeUnknownError: The request may have been applied; it was not retried.
             APIStatusError: The API refused it (``BadRequestError``, ``RateLimitError``...).
@@ -1147,7 +1058,7 @@ class APIClient(SingleUseClient):
 
         Raises:
             ValidationError: Before any I/O, for the shape rules above.
-            PayloadTooLargeError: More than 10,000 entries, or ``data`` too large.
+            LimitExceededError: More than 10,000 entries, or ``data`` too large.
             OutcomeUnknownError: The trigger may have fired; it was not retried.
             APIStatusError: The API refused it (404 unknown broadcast, 422, 429...).
             TransportError: It provably never arrived, on every attempt.
@@ -1175,7 +1086,7 @@ class APIClient(SingleUseClient):
             f"/v1/campaigns/{bid}/triggers",
             body,
             endpoint,
-            (self._broadcast, self._general),
+            "broadcast",
         )
         trigger_id = _int_or_none(_json_object(response).get("id"))
         if trigger_id is None:
@@ -1216,7 +1127,7 @@ class APIClient(SingleUseClient):
         if query:
             path += "?" + urlencode(query)
         endpoint = "/v1/campaigns/{broadcast_id}/triggers/{trigger_id}/errors"
-        response = await self._request("GET", path, None, endpoint, (self._general,))
+        response = await self._request("GET", path, None, endpoint, "general")
         doc = _json_object(response)
         errors = doc.get("errors")
         if not isinstance(errors, list):

@@ -1,6 +1,6 @@
 """Call-site validation of the API contract's limits (contract §1.4, §2.1, §2.2, §7).
 
-Every check raises :class:`ValidationError` (or :class:`PayloadTooLargeError`) before any
+Every check raises :class:`ValidationError` (or :class:`LimitExceededError`) before any
 I/O, naming the field and the limit but never echoing the value.
 """
 
@@ -9,23 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import (
+from .._common.wire import dumps
+from .._config import (
     MAX_ATTRIBUTE_NAME_BYTES,
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_ATTRIBUTES,
     MAX_EVENT_DATA_BYTES,
     MAX_EVENT_NAME_BYTES,
-    MAX_IDENTIFIER_BYTES,
 )
-from ._exceptions import PayloadTooLargeError, ValidationError
-from ._wire import dumps
+from .._exceptions import LimitExceededError, ValidationError
+from .._identifiers import check_identifier
 
 __all__ = [
     "check_attributes",
     "check_event_data",
     "check_event_name",
     "check_identifier",
-    "check_size",
 ]
 
 # Attribute keys that carry structure rather than a value; the 1000-byte value limit is
@@ -33,60 +32,18 @@ __all__ = [
 STRUCTURAL_KEYS = frozenset({"cio_relationships", "cio_subscription_preferences"})
 
 
-def check_identifier(value: Any, field: str) -> str:
-    """Validate a person/object/device identifier and return it as ``str``.
-
-    ``int`` is accepted (the official SDK allows numeric ids) and converted.
-
-    Raises:
-        ValidationError: When empty, not a str/int, or over 150 UTF-8 bytes.
-    """
-    if type(value) is str:
-        text = value
-    elif isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValidationError(
-            f"{field} must be a string or an integer, got {type(value).__name__}", field=field
-        )
-    elif isinstance(value, int) and value.bit_length() > 600:  # > 180 digits; str() may fail
-        digits = value.bit_length() * 3 // 10
-        raise PayloadTooLargeError(
-            f"{field} has over {digits} digits; the limit is {MAX_IDENTIFIER_BYTES} bytes",
-            size=digits,
-            limit=MAX_IDENTIFIER_BYTES,
-            field=field,
-        )
-    else:
-        text = str(value)
-    if not text or text.isspace():
-        raise ValidationError(f"{field} cannot be blank", field=field)
-    try:
-        size = len(text.encode())
-    except UnicodeEncodeError:
-        raise ValidationError(
-            f"{field} contains a lone surrogate, which is not valid UTF-8", field=field
-        ) from None
-    if size > MAX_IDENTIFIER_BYTES:
-        raise PayloadTooLargeError(
-            f"{field} is {size} bytes; the limit is {MAX_IDENTIFIER_BYTES}",
-            size=size,
-            limit=MAX_IDENTIFIER_BYTES,
-            field=field,
-        )
-    return text
-
-
 def check_attributes(attributes: Mapping[str, Any], field: str = "attributes") -> None:
     """Check an attribute map: ≤300 keys, names ≤150 bytes, values ≤1000 bytes serialised.
 
     Raises:
         ValidationError: For a non-mapping, a non-string or blank name.
-        PayloadTooLargeError: For too many attributes, a long name or a large value.
+        LimitExceededError: For too many attributes, a long name or a large value.
     """
     if not isinstance(attributes, Mapping):
         raise ValidationError(f"{field} must be a mapping", field=field)
     count = len(attributes)
     if count > MAX_ATTRIBUTES:
-        raise PayloadTooLargeError(
+        raise LimitExceededError(
             f"{field} has {count} attributes; the limit is {MAX_ATTRIBUTES} per call",
             size=count,
             limit=MAX_ATTRIBUTES,
@@ -100,7 +57,7 @@ def check_attributes(attributes: Mapping[str, Any], field: str = "attributes") -
         if len(name) * 4 > MAX_ATTRIBUTE_NAME_BYTES:
             size = len(name.encode("utf-8", "surrogatepass"))
             if size > MAX_ATTRIBUTE_NAME_BYTES:
-                raise PayloadTooLargeError(
+                raise LimitExceededError(
                     f"an attribute name in {field} is {size} bytes; "
                     f"the limit is {MAX_ATTRIBUTE_NAME_BYTES}",
                     size=size,
@@ -121,7 +78,7 @@ def check_attributes(attributes: Mapping[str, Any], field: str = "attributes") -
         else:
             size = len(dumps(value, field=f"{field}[{name!r}]"))
         if size > MAX_ATTRIBUTE_VALUE_BYTES:
-            raise PayloadTooLargeError(
+            raise LimitExceededError(
                 f"value of attribute {name!r} in {field} is {size} bytes serialised; "
                 f"the limit is {MAX_ATTRIBUTE_VALUE_BYTES}",
                 size=size,
@@ -144,7 +101,7 @@ def check_event_name(name: Any, field: str = "name") -> str:
         raise ValidationError(f"{field} cannot be blank", field=field)
     size = len(trimmed.encode("utf-8", "surrogatepass"))
     if size > MAX_EVENT_NAME_BYTES:
-        raise PayloadTooLargeError(
+        raise LimitExceededError(
             f"{field} is {size} bytes; the limit is {MAX_EVENT_NAME_BYTES}",
             size=size,
             limit=MAX_EVENT_NAME_BYTES,
@@ -178,17 +135,9 @@ def check_event_data_size(data: Mapping[str, Any], body_size: int, field: str = 
         return
     size = len(dumps(data, field=field))
     if size > MAX_EVENT_DATA_BYTES:
-        raise PayloadTooLargeError(
+        raise LimitExceededError(
             f"{field} is {size} bytes serialised; the limit is {MAX_EVENT_DATA_BYTES}",
             size=size,
             limit=MAX_EVENT_DATA_BYTES,
             field=field,
-        )
-
-
-def check_size(size: int, limit: int, what: str) -> None:
-    """Raise :class:`PayloadTooLargeError` when ``size`` exceeds ``limit`` bytes."""
-    if size > limit:
-        raise PayloadTooLargeError(
-            f"{what} is {size} bytes; the limit is {limit}", size=size, limit=limit, field=what
         )

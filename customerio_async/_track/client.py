@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
-import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +19,10 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
-from . import _operations as ops
-from ._config import (
+from .._common.lifecycle import SingleUseClient, State
+from .._common.logs import logger
+from .._common.wire import check_size
+from .._config import (
     DEFAULT_BATCH,
     DEFAULT_DEDUP,
     DEFAULT_POOL,
@@ -42,29 +44,14 @@ from ._config import (
     resolve_region,
     resolve_track_origin,
 )
-from ._dedup import Deduplicator
-from ._exceptions import (
-    ClientStateError,
-    CustomerIOError,
-    OperationError,
-    ValidationError,
-    make_status_error,
-    parse_error_body,
-)
-from ._lifecycle import SingleUseClient, State
-from ._metrics import Metrics, counter, gauge, histogram_family
-from ._middleware import (
-    AccountingLayer,
-    GateLayer,
-    HTTPMiddleware,
-    HTTPRequest,
-    OperationMiddleware,
-    RetryLayer,
-    WorkspaceState,
-    build_chain,
-)
-from ._operations import Operation
-from ._pipeline import (
+from .._exceptions import ClientStateError, CustomerIOError, ValidationError
+from .._http.errors import ErrorDetail, make_status_error, parse_error_body
+from .._http.gate import Limiter, LocalLimiter
+from .._http.messages import HTTPMiddleware, HTTPRequest, HTTPResponse
+from .._http.stack import HTTPStack
+from .._http.transport import AiohttpTransport
+from .._metrics import Metrics, counter, gauge, histogram_family
+from .._pipeline.core import (
     DELIVERED,
     FlushResult,
     OutcomeCallback,
@@ -73,14 +60,14 @@ from ._pipeline import (
     Statistics,
     unmappable_batch_errors,
 )
-from ._retry import parse_retry_after
-from ._track_api import TrackAPI, confirm
-from ._transport import AiohttpTransport, HTTPResponse
-from ._validation import check_size
+from . import operations as ops
+from .admission import AdmissionChain, OperationMiddleware
+from .api import TrackAPI, confirm
+from .dedup import Deduplicator
+from .operations import Operation
+from .protocol import track_rules
 
 __all__ = ["BatchResult", "CustomerIO", "RegionInfo"]
-
-logger = logging.getLogger("customerio_async")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +95,7 @@ class BatchResult:
     """
 
     status: int
-    errors: tuple[OperationError, ...] = ()
+    errors: tuple[ErrorDetail, ...] = ()
 
     @property
     def rejected_indexes(self) -> frozenset[int]:
@@ -119,6 +106,16 @@ class BatchResult:
 def _basic_auth(site_id: str, api_key: str) -> str:
     token = base64.b64encode(f"{site_id}:{api_key}".encode()).decode("ascii")
     return f"Basic {token}"
+
+
+def _workspace_id(site_id: str) -> str:
+    # Gates (and shared limiters' keys) are per workspace; a digest keeps the site id out of
+    # anything a shared store or a log could show.
+    return hashlib.sha256(site_id.encode()).hexdigest()[:16]
+
+
+def _batch_accepted(request: HTTPRequest, response: HTTPResponse) -> bool:
+    return not unmappable_batch_errors(request, response)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -206,6 +203,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         metrics: Metrics | None = None,
         operation_middleware: Sequence[OperationMiddleware] = (),
         http_middleware: Sequence[HTTPMiddleware] = (),
+        limiter: Limiter | None = None,
     ) -> None:
         site = env_or(site_id, ENV_SITE_ID, "site_id")
         key = env_or(api_key, ENV_API_KEY, "api_key")
@@ -230,41 +228,36 @@ class CustomerIO(SingleUseClient, TrackAPI):
             pool=pool,
             user_agent=user_agent,
         )
-        # The HTTP onion, built once (see _middleware): retry → gate → yours → accounting.
-        self._workspace = WorkspaceState(retry)
-        self._accounting = AccountingLayer()
-        inner: list[HTTPMiddleware] = [
-            GateLayer(self._workspace, rate_limit),
-            *http_middleware,
-            self._accounting,
-        ]
-        terminal = self._transport_handler
-        self._http_pipeline = build_chain(
-            terminal,
-            [RetryLayer(retry, self._workspace, unmappable=unmappable_batch_errors), *inner],
+        # The HTTP path, built once (see _http): retry → gate → yours → accounting.
+        self._gate = (limiter or LocalLimiter()).gate(
+            api="track", workspace=_workspace_id(site), buckets={"default": rate_limit}
         )
-        self._http_direct = build_chain(
-            terminal, [RetryLayer(retry, self._workspace, direct=True), *inner]
+        self._http = HTTPStack(
+            self._transport,
+            rules=track_rules(rate_limit),
+            policy=retry,
+            gate=self._gate,
+            middleware=http_middleware,
+            accept=_batch_accepted,
         )
+        self._accounting = self._http.accounting
         self._pipeline = Pipeline(
-            self._http_pipeline,
+            self._http.deliver,
             batch=batch,
             retry=retry,
-            state=self._workspace,
+            counters=self._http.counters,
             accounting=self._accounting,
             region=self._region.value,
             on_outcome=on_outcome,
             on_drop=on_drop,
         )
-        # The operation onion, built once: dedup → yours → admission (or a direct send).
+        # The operation path, built once: dedup → yours → admission (or a direct send).
         self._dedup = Deduplicator(dedup) if dedup is not None else None
         admit: Callable[[Operation], Awaitable[Receipt]] = (
             self._pipeline.admit if batching else self._send_direct
         )
         layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
-        self._admit = build_chain(admit, [*layers, *operation_middleware])
-        # The same chain without de-duplication, for operations it cannot act on.
-        self._admit_past_dedup = build_chain(admit, [*operation_middleware])
+        self._admit = AdmissionChain(admit, [*layers, *operation_middleware]).call
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = State.NEW
         self._pid = os.getpid()
@@ -392,30 +385,12 @@ class CustomerIO(SingleUseClient, TrackAPI):
 
     # ------------------------------------------------------------------ sending
 
-    async def _transport_handler(self, request: HTTPRequest) -> HTTPResponse:
-        return await self._transport.request(
-            request.method,
-            request.path,
-            body=request.body,
-            headers=request.headers or None,
-            endpoint=request.endpoint,
-        )
-
     async def _request(
         self, method: str, path: str, body: bytes | None, endpoint: str
     ) -> HTTPResponse:
         self._check_open()
         request = HTTPRequest(method, path, body, endpoint, region=self._region.value)
-        response = await self._http_direct(request)
-        if 200 <= response.status < 300:
-            return response
-        raise make_status_error(
-            response.status,
-            response.body,
-            response.headers,
-            endpoint=endpoint,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
-        )
+        return await self._http.call_ok(request)
 
     async def _send_v1(self, req: ops.V1Request) -> Any:
         body = req.encode_body()
@@ -436,10 +411,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         # The hot path of every Track call: one coroutine hop fewer than TrackAPI._call.
         if self._state is not State.OPEN or self._pid != os.getpid():
             self._check_open()
-        if self._dedup is None or Deduplicator.concerns(op):
-            receipt = await self._admit(op)
-        else:
-            receipt = await self._admit_past_dedup(op)
+        receipt = await self._admit(op)
         if wait:
             await confirm(receipt)
         return receipt

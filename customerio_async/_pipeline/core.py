@@ -31,25 +31,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._config import BatchConfig, RetryPolicy
-from ._exceptions import (
-    BufferFullError,
-    ClientStateError,
-    parse_error_body,
-)
-from ._middleware import (
-    AccountingLayer,
-    GiveUp,
-    Histogram,
-    HTTPHandler,
-    HTTPRequest,
-    WorkspaceState,
-)
-from ._operations import Operation
-from ._ratelimit import RateLimitedLog
-from ._transport import HTTPResponse
+from .._common.histogram import Histogram
+from .._common.logs import RateLimitedLog
+from .._config import BatchConfig, RetryPolicy
+from .._exceptions import BufferFullError, ClientStateError, GiveUp
+from .._http.accounting import AccountingLayer
+from .._http.errors import parse_error_body
+from .._http.messages import HTTPHandler, HTTPRequest, HTTPResponse
+from .._http.retry import RetryCounters
+
+if TYPE_CHECKING:
+    from .._track.operations import Operation
 
 __all__ = ["FlushResult", "Outcome", "Pipeline", "Receipt", "Statistics"]
 
@@ -278,7 +272,7 @@ class Pipeline:
         *,
         batch: BatchConfig,
         retry: RetryPolicy,
-        state: WorkspaceState,
+        counters: RetryCounters,
         accounting: AccountingLayer,
         region: str = "us",
         on_outcome: OutcomeCallback | None = None,
@@ -287,7 +281,7 @@ class Pipeline:
         self._http = http
         self._cfg = batch
         self._retry = retry
-        self._ws = state
+        self._ws = counters
         self._acct = accounting
         self.region = region
         self._on_outcome = on_outcome
@@ -962,6 +956,6 @@ class Pipeline:
             retries=self._ws.retries,
             rejected_by_reason=MappingProxyType(dict(self._rejected_by)),
             dropped_by_reason=MappingProxyType(dict(self._dropped_by)),
-            retries_by_cause=MappingProxyType(dict(self._ws.retries_by_cause)),
+            retries_by_cause=MappingProxyType(dict(self._ws.by_cause)),
             state=self._state,
         )

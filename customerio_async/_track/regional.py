@@ -16,12 +16,12 @@ from types import TracebackType
 
 from async_lru import alru_cache
 
-from ._client import CustomerIO
-from ._config import Region, resolve_region
-from ._exceptions import ClientStateError, ConfigurationError
-from ._operations import Operation
-from ._pipeline import FlushResult, Receipt, Statistics
-from ._track_api import TrackAPI
+from .._config import Region, resolve_region
+from .._exceptions import ClientStateError, ConfigurationError
+from .._pipeline.core import FlushResult, Receipt, Statistics
+from .api import TrackAPI
+from .client import CustomerIO
+from .operations import Operation
 
 __all__ = ["RegionResolver", "RegionalCustomerIO"]
 

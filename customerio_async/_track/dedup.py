@@ -18,9 +18,9 @@ import collections
 import time
 from collections.abc import Callable
 
-from ._config import DedupConfig
-from ._operations import Operation
-from ._pipeline import DEDUPLICATED, Receipt
+from .._config import DedupConfig
+from .._pipeline.core import DEDUPLICATED, Receipt
+from .operations import Operation
 
 __all__ = ["Deduplicator"]
 
@@ -70,9 +70,8 @@ class Deduplicator:
         self._clock = clock
         self.hits: collections.Counter[str] = collections.Counter()
 
-    @staticmethod
-    def concerns(op: Operation) -> bool:
-        """Whether this layer can act on ``op``; the client skips the layer for the rest
+    def wants(self, op: Operation) -> bool:
+        """Whether this layer can act on ``op``; the admission chain skips it for the rest
         (events with generated ids are most traffic and can never be duplicates)."""
         action = op.action
         return action == "identify" or op.explicit_id or action in _FORGET

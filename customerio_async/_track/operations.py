@@ -18,24 +18,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._config import MAX_OP_BYTES, MAX_SEGMENT_IDS
-from ._exceptions import ValidationError
-from ._identifiers import (
+from .._common.ulid import new_ulid
+from .._common.wire import check_size, dumps, path_segment, to_timestamp
+from .._config import MAX_OP_BYTES, MAX_SEGMENT_IDS
+from .._exceptions import ValidationError
+from .._identifiers import (
     MERGE_KEYS,
     IdentifierLike,
     PersonRef,
+    check_identifier,
     merge_identifier,
     person_ref,
 )
-from ._validation import (
+from .validation import (
     check_attributes,
     check_event_data,
     check_event_data_size,
     check_event_name,
-    check_identifier,
-    check_size,
 )
-from ._wire import dumps, new_ulid, path_segment, to_timestamp
 
 __all__ = ["Delivery", "Object", "Operation", "Person", "V1Request"]
 
@@ -71,7 +71,7 @@ class V1Request:
 
         Raises:
             ValidationError: For values JSON cannot carry.
-            PayloadTooLargeError: For event data over 100,000 bytes.
+            LimitExceededError: For event data over 100,000 bytes.
         """
         if self.body is None:
             return None
@@ -153,7 +153,7 @@ class Operation:
 
         Raises:
             ValidationError: When v2 cannot carry this operation.
-            PayloadTooLargeError: When the operation exceeds 32,000 bytes.
+            LimitExceededError: When the operation exceeds 32,000 bytes.
         """
         if self._v2_bytes is None:
             if self._v2 is None:

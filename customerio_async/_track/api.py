@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _operations as ops
-from ._exceptions import OperationDroppedError, OperationRejectedError, ValidationError
-from ._identifiers import IdentifierLike
-from ._operations import Operation
-from ._pipeline import Receipt
+from .._exceptions import OperationDroppedError, OperationRejectedError, ValidationError
+from .._identifiers import IdentifierLike
+from .._pipeline.core import Receipt
+from . import operations as ops
+from .operations import Operation
 
 __all__ = ["TrackAPI"]
 

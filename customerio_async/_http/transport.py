@@ -1,31 +1,33 @@
-"""The HTTP transport: the only module of the client that imports aiohttp.
+"""The HTTP transport: the only module of the clients that imports aiohttp.
 
 :class:`AiohttpTransport` owns one ``aiohttp.ClientSession`` over a keep-alive
 ``TCPConnector`` (pool limits, DNS cache, explicit timeouts) and exposes one coroutine,
-:meth:`AiohttpTransport.request`, that returns an :class:`HTTPResponse` or raises one of our
-:class:`TransportError` subclasses. aiohttp exceptions are translated here and nowhere else.
+:meth:`AiohttpTransport.request`, that takes an :class:`HTTPRequest` and returns an
+:class:`HTTPResponse` or raises one of our :class:`TransportError` subclasses. aiohttp
+exceptions are translated here and nowhere else.
 
-Redirects are never followed by aiohttp: we follow them ourselves, and only to hosts that may
-see our credentials (the configured origin, or ``https://*.customer.io``), because Customer.io
-redirects EU workspaces that call the US host.
+Credentials: the ``Authorization`` header is attached here, and only to requests that are
+``authenticated`` (the API defines some calls as unauthenticated) and only for the configured
+origin or ``https://*.customer.io``. Redirects are never followed by aiohttp: we follow them
+ourselves (Customer.io redirects EU workspaces that call the US host) and refuse any target
+that must not see our credentials, or that is not a URL at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import platform
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
 from yarl import URL
 
-from ._config import PoolLimits, Timeouts
-from ._exceptions import (
+from .._common.logs import logger
+from .._config import PoolLimits, Timeouts
+from .._exceptions import (
     ClientStateError,
     ConnectError,
     ConnectionLostError,
@@ -33,11 +35,10 @@ from ._exceptions import (
     TransportError,
     UnsafeRedirectError,
 )
-from ._version import __version__
+from .._version import __version__
+from .messages import HTTPRequest, HTTPResponse
 
-__all__ = ["AiohttpTransport", "HTTPResponse", "default_user_agent", "is_trusted_url"]
-
-logger = logging.getLogger("customerio_async")
+__all__ = ["AiohttpTransport", "default_user_agent", "is_trusted_url"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 3
@@ -50,21 +51,6 @@ def default_user_agent() -> str:
         f"customerio-async/{__version__} "
         f"(Python {platform.python_version()}; aiohttp {aiohttp.__version__})"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class HTTPResponse:
-    """A complete HTTP response.
-
-    Attributes:
-        status: The HTTP status code.
-        headers: Response headers with lower-cased names.
-        body: The raw body bytes.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 def is_trusted_url(url: str, origin: str) -> bool:
@@ -177,23 +163,11 @@ class AiohttpTransport:
         if session is not None:
             await session.close()
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        endpoint: str | None = None,
-    ) -> HTTPResponse:
+    async def request(self, request: HTTPRequest) -> HTTPResponse:
         """Send one request and read the whole response.
 
         Args:
-            method: HTTP method.
-            path: Already percent-encoded path (and query) below the origin.
-            body: JSON body bytes, or ``None`` for no body.
-            headers: Extra headers.
-            endpoint: Endpoint template for messages (defaults to the method only).
+            request: What to send; ``request.path`` is already percent-encoded.
 
         Returns:
             The response, whatever its status (status handling is the caller's).
@@ -202,33 +176,44 @@ class AiohttpTransport:
             ConnectError: The connection could not be made; nothing was sent.
             RequestTimeoutError: The response did not complete in time.
             ConnectionLostError: The connection dropped mid-exchange.
-            UnsafeRedirectError: A redirect to a host that must not see our credentials.
+            UnsafeRedirectError: A redirect to a host that must not see our credentials, or
+                whose ``Location`` is not a usable URL.
             TransportError: Any other transport failure.
             ClientStateError: The transport is not open.
         """
         session = self._session
         if session is None:
             raise ClientStateError("the transport is not open")
-        what = f"{method} {endpoint or 'request'}"
-        url = self._origin + path
-        hdrs = {"Authorization": self._authorization}
-        if body is not None:
+        what = f"{request.method} {request.endpoint}"
+        url = self._origin + request.path
+        hdrs: dict[str, str] = {}
+        if request.authenticated:
+            hdrs["Authorization"] = self._authorization
+        if request.body is not None:
             hdrs["Content-Type"] = "application/json"
-        if headers:
-            hdrs.update(headers)
+        if request.headers:
+            hdrs.update(request.headers)
         for _ in range(_MAX_REDIRECTS + 1):
-            response = await self._send(session, method, url, body, hdrs, what)
+            response = await self._send(session, request.method, url, request.body, hdrs, what)
             if response.status not in _REDIRECTS or "location" not in response.headers:
                 return response
-            target = str(URL(url, encoded=True).join(URL(response.headers["location"])))
-            if not is_trusted_url(target, self._origin):
-                host = urlsplit(target).hostname or "?"
-                raise UnsafeRedirectError(
-                    f"{what}: refused a {response.status} redirect to untrusted host {host!r}"
-                )
+            url = self._redirect_target(url, response, what)
             logger.debug("%s: following %d redirect", what, response.status)
-            url = target
         raise TransportError(f"{what}: more than {_MAX_REDIRECTS} redirects")
+
+    def _redirect_target(self, url: str, response: HTTPResponse, what: str) -> str:
+        try:
+            target = str(URL(url, encoded=True).join(URL(response.headers["location"])))
+            host = urlsplit(target).hostname or "?"
+        except ValueError:  # e.g. "http://[::1": a server bug must not crash a worker
+            raise UnsafeRedirectError(
+                f"{what}: refused a {response.status} redirect whose Location is not a URL"
+            ) from None
+        if not is_trusted_url(target, self._origin):
+            raise UnsafeRedirectError(
+                f"{what}: refused a {response.status} redirect to untrusted host {host!r}"
+            )
+        return target
 
     async def _send(
         self,
@@ -258,7 +243,7 @@ class AiohttpTransport:
         except aiohttp.ConnectionTimeoutError:
             raise RequestTimeoutError(f"{what}: connect timed out", request_sent=False) from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectError(f"{what}: cannot connect ({type(exc).__name__})") from exc
+            raise ConnectError(f"{what}: cannot connect to {_where(exc)}") from exc
         except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
             raise RequestTimeoutError(f"{what}: timed out waiting for the response") from exc
         except (
@@ -274,3 +259,17 @@ class AiohttpTransport:
             ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"{what}: {type(exc).__name__}") from exc
+
+
+def _where(exc: aiohttp.ClientConnectorError) -> str:
+    """``host:port: reason`` in words (never an aiohttp class name)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = "the TLS certificate could not be verified"
+    elif isinstance(exc, aiohttp.ClientConnectorSSLError):
+        reason = "the TLS handshake failed"
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
+        reason = "the host name could not be resolved"
+    else:
+        os_error = getattr(exc, "os_error", None)
+        reason = (getattr(os_error, "strerror", None) or "connection failed").lower()
+    return f"{exc.host}:{exc.port}: {reason}"

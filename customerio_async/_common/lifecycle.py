@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 from types import TracebackType
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
-from ._exceptions import ClientStateError
+from .._exceptions import ClientStateError
 
 __all__ = ["SingleUseClient", "State"]
 
@@ -32,6 +32,14 @@ class SingleUseClient:
 
     _state: State = State.NEW
     _usage = "async with Client(...) as client:"  # how to open it, for error messages
+
+    def __enter__(self) -> NoReturn:
+        # A plain `with` would otherwise fail with a bare "object does not support the
+        # context manager protocol" TypeError that does not say what to do.
+        raise TypeError(f"{type(self).__name__} is an async context manager: use `{self._usage}`")
+
+    def __exit__(self, *exc_info: object) -> None:  # pragma: no cover - __enter__ raised
+        """Never reached: :meth:`__enter__` refuses a plain ``with``."""
 
     async def __aenter__(self: _C) -> _C:
         await self.open()

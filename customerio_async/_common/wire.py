@@ -1,4 +1,4 @@
-"""Wire-format primitives: compact JSON, Unix-second timestamps, ULIDs, path escaping.
+"""Wire-format primitives: compact JSON, Unix-second timestamps, path escaping.
 
 Everything that turns Python values into bytes on the wire lives here, so the rules are
 applied identically by every endpoint and every mode (direct or batched).
@@ -10,21 +10,16 @@ import datetime as _dt
 import enum
 import json
 import math
-import random
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote
 
-try:  # orjson serialises ~20x faster than the stdlib; the stdlib stays the reference.
-    import orjson
-except ImportError:  # pragma: no cover - exercised only where orjson has no wheel
-    orjson = None  # type: ignore[assignment]
+import orjson
 
-from ._config import MAX_TIMESTAMP_SECONDS
-from ._exceptions import ValidationError
+from .._config import MAX_TIMESTAMP_SECONDS
+from .._exceptions import LimitExceededError, ValidationError
 
-__all__ = ["dumps", "new_ulid", "path_segment", "to_timestamp"]
+__all__ = ["check_size", "datetime_to_seconds", "dumps", "path_segment", "to_timestamp"]
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 
@@ -53,40 +48,51 @@ _encoder = json.JSONEncoder(
 )
 # Datetimes and dataclasses go through _default, as with the stdlib: Unix seconds, and a
 # dataclass is refused rather than silently serialised by one encoder and not the other.
-_ORJSON_OPTIONS = (
-    (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
-    if orjson is not None
-    else 0
-)
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def dumps(value: Any, *, field: str = "payload") -> bytes:
-    """Serialise ``value`` to compact UTF-8 JSON bytes.
+    """Serialise ``value`` to compact UTF-8 JSON bytes (the bytes that go on the wire).
 
     Args:
         value: A JSON-compatible structure; ``datetime`` values become Unix seconds.
         field: Name used in the error message.
 
     Raises:
-        ValidationError: For NaN/Infinity, non-string keys, or values JSON cannot carry.
-            The message names the problem and the field, never the value.
+        ValidationError: For NaN/Infinity, non-string keys (at any depth: JSON has only
+            string keys, and converting ``1`` and ``"1"`` would put duplicate keys on the
+            wire), lone surrogates, circular references, or values JSON cannot carry. The
+            message names the problem and the field, never the value.
     """
-    if orjson is not None:
-        try:
-            data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
-        except (orjson.JSONEncodeError, TypeError):
-            pass  # let the stdlib decide, so errors read the same with or without orjson
-        else:
-            # orjson writes NaN/Infinity as null: only output containing null needs the
-            # strict stdlib pass (which refuses NaN); everything else is byte-identical.
-            if b"null" not in data:
-                # orjson >= 3.12 never trims its output buffer: a 1 KB result keeps a
-                # 16 KiB allocation (4 KiB at least). Buffered operations hold these bytes
-                # for their whole life, so right-size them (a two-part join always copies
-                # into an exact-size object: ~40 ns) or max_buffer_bytes would understate
-                # real memory ~10×.
-                return b"".join((data, b""))
-    return _stdlib_dumps(value, field)
+    try:
+        data = orjson.dumps(value, default=_default, option=_ORJSON_OPTIONS)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        text = str(exc)
+        if "exceeds 64-bit range" not in text:
+            raise ValidationError(f"{field}: {_orjson_problem(text)}", field=field) from None
+        # Integers beyond 64 bits are valid JSON; only the stdlib writes them.
+        return _stdlib_dumps(value, field)
+    # orjson writes NaN/Infinity as null: only output containing null needs the strict
+    # stdlib pass (which refuses NaN); everything else is byte-identical.
+    if b"null" in data:
+        return _stdlib_dumps(value, field)
+    # orjson >= 3.12 never trims its output buffer: a 1 KB result keeps a 16 KiB
+    # allocation. Buffered operations hold these bytes for their whole life, so right-size
+    # them (a two-part join copies into an exact-size object: ~40 ns) or max_buffer_bytes
+    # would understate real memory ~10x.
+    return b"".join((data, b""))
+
+
+def _orjson_problem(text: str) -> str:
+    if "key must be str" in text:
+        return "keys must be strings (at every depth)"
+    if "surrogates not allowed" in text or "not valid UTF-8" in text:
+        return "contains a lone surrogate, which is not valid UTF-8"
+    if "ecursion" in text:
+        return "contains a circular reference or nests too deeply"
+    if text.startswith(("values of type", "sets have")):
+        return text
+    return "values must be JSON-serialisable (str, int, float, bool, None, list, dict)"
 
 
 def _stdlib_dumps(value: Any, field: str) -> bytes:
@@ -105,15 +111,8 @@ def _stdlib_dumps(value: Any, field: str) -> bytes:
             else "NaN or Infinity, which JSON cannot carry"
         )
         raise ValidationError(f"{field} contains {problem}", field=field) from exc
-    except (TypeError, RecursionError) as exc:
-        # json raises "keys must be str, int, float, bool or None" for odd keys: keep our
-        # own wording and never echo the value.
-        msg = (
-            str(exc)
-            if str(exc).startswith(("values of type", "sets have"))
-            else ("keys must be strings and values JSON-serialisable")
-        )
-        raise ValidationError(f"{field}: {msg}", field=field) from exc
+    except (TypeError, RecursionError) as exc:  # pragma: no cover - orjson refused these first
+        raise ValidationError(f"{field}: {_orjson_problem(str(exc))}", field=field) from exc
 
 
 def datetime_to_seconds(value: _dt.datetime) -> int:
@@ -157,46 +156,23 @@ def to_timestamp(value: Any, *, field: str = "timestamp") -> int:
     return seconds
 
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Two characters per table entry: a 10-bit chunk encodes to two base32 digits in one lookup.
-_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-
-
-_last_ms = -1
-_last_prefix = ""
-
-
-def new_ulid(now: float | None = None) -> str:
-    """Return a new ULID: 48-bit millisecond time + 80 random bits, Crockford base32.
-
-    Used as the event ``id`` Customer.io de-duplicates on, so a retried event is applied
-    once. ``random`` is reseeded after ``fork`` by CPython, so children never repeat ids.
-    """
-    global _last_ms, _last_prefix
-    ms = int((time.time() if now is None else now) * 1000)
-    pairs = _PAIRS
-    if ms != _last_ms:
-        # The 10-character time prefix changes once per millisecond: cache it.
-        _last_prefix = (
-            _CROCKFORD[(ms >> 45) & 0x7]
-            + "".join(pairs[(ms >> shift) & 0x3FF] for shift in (35, 25, 15, 5))
-            + _CROCKFORD[ms & 0x1F]
-        )
-        _last_ms = ms
-    # 80 random bits as two 40-bit halves: small-int arithmetic instead of a bigint.
-    hi = random.getrandbits(40)
-    lo = random.getrandbits(40)
-    m = 0x3FF
-    return (
-        _last_prefix
-        + pairs[hi >> 30] + pairs[(hi >> 20) & m] + pairs[(hi >> 10) & m] + pairs[hi & m]
-        + pairs[lo >> 30] + pairs[(lo >> 20) & m] + pairs[(lo >> 10) & m] + pairs[lo & m]
-    )  # fmt: skip
-
-
 def path_segment(value: str) -> str:
     """Percent-encode ``value`` as exactly one URL path segment (``/`` → ``%2F``, ``@`` → ``%40``).
 
-    The result is used with ``encoded=True`` URLs so yarl does not normalise it again.
+    The result is used with ``encoded=True`` URLs so yarl does not normalise it again. The
+    dot segments ``.`` and ``..`` are encoded as ``%2E`` / ``%2E%2E``: raw, any URL layer
+    (ours, a proxy, the server's router) would resolve them, and
+    ``/customers/ada/devices/..`` would address the person instead of a device.
     """
-    return quote(value, safe="")
+    encoded = quote(value, safe="")
+    if encoded in (".", ".."):
+        return encoded.replace(".", "%2E")
+    return encoded
+
+
+def check_size(size: int, limit: int, what: str) -> None:
+    """Raise :class:`LimitExceededError` when ``size`` exceeds ``limit`` bytes."""
+    if size > limit:
+        raise LimitExceededError(
+            f"{what} is {size} bytes; the limit is {limit}", size=size, limit=limit, field=what
+        )
