@@ -58,24 +58,25 @@ from ._http.errors import ErrorDetail as ErrorDetail
 from ._http.messages import HTTPMiddleware as HTTPMiddleware
 from ._http.messages import HTTPRequest as HTTPRequest
 from ._http.messages import HTTPResponse as HTTPResponse
+from ._identifiers import Identifier as Identifier
 from ._metrics import Metrics as Metrics
-from ._pipeline.core import FlushResult as FlushResult
-from ._pipeline.core import Outcome as Outcome
-from ._pipeline.core import Receipt as Receipt
-from ._pipeline.core import Statistics as Statistics
+from ._pipeline.receipt import FlushResult as FlushResult
+from ._pipeline.receipt import Outcome as Outcome
+from ._pipeline.receipt import Receipt as Receipt
+from ._pipeline.receipt import Statistics as Statistics
 from ._track.admission import AdmissionMiddleware as AdmissionMiddleware
 from ._track.admission import OperationHandler as OperationHandler
 from ._track.admission import OperationMiddleware as OperationMiddleware
-from ._track.client import BatchResult as BatchResult
+from ._track.builders import Delivery as Delivery
+from ._track.builders import Object as Object
+from ._track.builders import Person as Person
+from ._track.builders import object_relationship as object_relationship
 from ._track.client import CustomerIO as CustomerIO
-from ._track.client import RegionInfo as RegionInfo
-from ._track.operations import Delivery as Delivery
-from ._track.operations import Object as Object
 from ._track.operations import Operation as Operation
-from ._track.operations import Person as Person
-from ._track.operations import object_relationship as object_relationship
 from ._track.regional import RegionalCustomerIO as RegionalCustomerIO
 from ._track.regional import RegionResolver as RegionResolver
+from ._track.results import BatchResult as BatchResult
+from ._track.results import RegionInfo as RegionInfo
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -104,6 +105,7 @@ __all__ = [
     "HTTPMiddleware",
     "HTTPRequest",
     "HTTPResponse",
+    "Identifier",
     "LimitExceededError",
     "Metrics",
     "NotFoundError",

@@ -45,8 +45,8 @@ from ._common.wire import to_timestamp
 from ._config import BatchConfig, RateLimit, RetryPolicy
 from ._exceptions import ValidationError
 from ._identifiers import person_ref
-from ._pipeline.core import Receipt
-from ._track import operations as ops
+from ._pipeline.receipt import Receipt
+from ._track import calls as ops
 from ._track.client import CustomerIO
 from ._track.operations import Operation
 
@@ -665,7 +665,7 @@ class ImportJob:
     def _on_outcome(self, receipt: Receipt) -> None:
         line = self._pending.pop(receipt, None)
         if line is not None:
-            self._pending_bytes -= len(receipt.data)
+            self._pending_bytes -= len(receipt.operation.data)
             self._settle(line, receipt)
             self._wake.set()
 
@@ -905,7 +905,7 @@ class ImportJob:
                     self._settle(line, receipt)
                 else:
                     pending[receipt] = line
-                    self._pending_bytes += len(receipt.data)
+                    self._pending_bytes += len(receipt.operation.data)
                 if c.sent % 256 == 0:
                     await asyncio.sleep(0)  # let the workers send while we read
         except UnicodeDecodeError:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable
 
 from ._config import BatchConfig
-from ._pipeline.core import Receipt
+from ._pipeline.receipt import Receipt
+from ._track.builders import Delivery, Object, Person, object_relationship
 from ._track.client import CustomerIO
-from ._track.operations import Delivery, Object, Person, object_relationship
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -37,8 +37,12 @@ async def run_demo(people: int = 2000, seed: int = 7) -> int:
     end_to_end: list[float] = []
     loop = asyncio.get_running_loop()
 
+    admitted_at: dict[Receipt, float] = {}
+
     def on_outcome(receipt: Receipt) -> None:
-        end_to_end.append(loop.time() - receipt.admitted_at)
+        started = admitted_at.pop(receipt, None)
+        if started is not None:
+            end_to_end.append(loop.time() - started)
 
     async with (
         FakeCustomerIO() as fake,
@@ -58,8 +62,11 @@ async def run_demo(people: int = 2000, seed: int = 7) -> int:
 
         async def admit(call: Awaitable[Receipt]) -> None:
             t0 = time.perf_counter()
+            admitted = loop.time()
             receipt = await call
             admission.append(time.perf_counter() - t0)
+            if not receipt.done():
+                admitted_at[receipt] = admitted
             receipts.append(receipt)
 
         for i in range(people):

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pytest
 
 if TYPE_CHECKING:
-    from ._pipeline.core import FlushResult
+    from ._pipeline.receipt import FlushResult
     from ._track.client import CustomerIO
     from .testing import AppliedOperation, FakeCustomerIO
 

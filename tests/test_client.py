@@ -302,7 +302,7 @@ async def test_batch_scripted_207(fake: FakeCustomerIO, cio: CustomerIO) -> None
 
 async def test_batch_validation(cio: CustomerIO) -> None:
     from customerio_async import LimitExceededError
-    from customerio_async._track.operations import anonymous_event
+    from customerio_async._track.calls import anonymous_event
 
     with pytest.raises(ValidationError, match="empty"):
         await cio.batch([])
@@ -322,7 +322,7 @@ async def test_batch_validation(cio: CustomerIO) -> None:
 
 
 async def test_v1_only_operation_via_send(fake: FakeCustomerIO, cio: CustomerIO) -> None:
-    from customerio_async._track.operations import anonymous_event
+    from customerio_async._track.calls import anonymous_event
 
     await cio.send(anonymous_event(None, "invite", {"recipient": "a@b.c"}))
     assert last(fake).path == "/api/v1/events"

@@ -274,6 +274,6 @@ def _sdk_tasks() -> set[asyncio.Task[object]]:
 async def test_no_leaked_tasks_after_close(fake: FakeCustomerIO, batching: bool) -> None:
     async with CustomerIO("fake-site", "fake-key", track_url=fake.url, batching=batching) as cio:
         await asyncio.gather(*(cio.identify(str(i)) for i in range(20)))
-        if batching:
-            assert len(_sdk_tasks()) == 4  # one worker per lane
+        # No long-lived workers: a task exists only per request on the wire.
+        assert len(_sdk_tasks()) <= 4
     assert _sdk_tasks() == set()

@@ -17,6 +17,7 @@ from customerio_async import (
     DedupConfig,
     HTTPRequest,
     HTTPResponse,
+    Identifier,
     Metrics,
     Operation,
     Outcome,
@@ -83,7 +84,9 @@ async def test_identify_ttl_and_size(fake: FakeCustomerIO) -> None:
     cfg = DedupConfig(identify_ttl=0.05, identify_size=2)
     async with client(fake, dedup=cfg) as cio:
         await cio.identify("1", a=1)
-        assert (await cio.identify("1", a=1)).outcome == DEDUPLICATED
+        # Its twin is still pending: the duplicate resolves with the twin's verdict.
+        assert await (await cio.identify("1", a=1)).wait(timeout=5) == DEDUPLICATED
+        assert (await cio.identify("1", a=1)).outcome == DEDUPLICATED  # twin delivered
         await asyncio.sleep(0.06)  # let the 50 ms TTL expire: that is what is under test
         assert (await cio.identify("1", a=1)).outcome != DEDUPLICATED
         await cio.identify("2", a=1)
@@ -149,8 +152,8 @@ async def test_user_operation_middleware_can_observe_and_short_circuit(
     async def block_tests(
         op: Operation, call_next: Callable[[Operation], Awaitable[Receipt]]
     ) -> Receipt:
-        if op.lane.endswith(":test-user"):
-            return Receipt(op, b"", 0.0, outcome=Outcome("rejected", "blocked_by_policy"))
+        if op.key is not None and op.key.value == "test-user":
+            return Receipt(op, outcome=Outcome("rejected", "blocked_by_policy"))
         return await call_next(op)
 
     async with client(fake, operation_middleware=[audit, block_tests]) as cio:
@@ -192,10 +195,11 @@ async def test_routing_by_resolver_with_caching_and_isolation(
 ) -> None:
     calls: list[str] = []
 
-    async def resolver(person: str) -> str | None:
-        calls.append(person)
+    async def resolver(person: Identifier) -> str | None:
+        assert person.type == "id"
+        calls.append(person.value)
         await asyncio.sleep(0)  # a database lookup
-        return {"ana": "eu", "bob": "us"}.get(person)
+        return {"ana": "eu", "bob": "us"}.get(person.value)
 
     async with (
         FakeCustomerIO(site_id="us-site", api_key="us-key", region="us") as us,
@@ -229,7 +233,7 @@ async def test_routing_by_resolver_with_caching_and_isolation(
 
 
 async def test_routing_errors(creds: dict[str, tuple[str, str]]) -> None:
-    async def bad_resolver(person: str) -> str:
+    async def bad_resolver(person: Identifier) -> str:
         return "mars"
 
     async with FakeCustomerIO() as us:

@@ -195,7 +195,7 @@ def test_builder_validation() -> None:
         Person.merge({"id": "1", "email": "a@b.c"}, {"id": "2"})
     with pytest.raises(ValidationError, match="platform"):
         Person.add_device("1", "tok", "")
-    from customerio_async._track.operations import add_device
+    from customerio_async._track.calls import add_device
 
     with pytest.raises(ValidationError, match="platform"):
         add_device("1", "tok", "", {})

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._exceptions import OperationDroppedError, OperationRejectedError, ValidationError
 from .._identifiers import IdentifierLike
-from .._pipeline.core import Receipt
-from . import operations as ops
+from .._pipeline.receipt import Receipt
+from . import calls as ops
 from .operations import Operation
 
 __all__ = ["TrackAPI"]
@@ -31,6 +31,14 @@ class TrackAPI:
         if wait:
             await confirm(receipt)
         return receipt
+
+    def _admit_now(self, op: Operation) -> Receipt | None:
+        """Admit without awaiting anything, or ``None`` (then :meth:`_call` does it)."""
+        return None
+
+    # Set by a batched client while it is open when no admission middleware can act on an
+    # event with a generated id: such events are admitted by this one call, the hot path.
+    _admit_event: Callable[[Operation], Receipt | None] | None = None
 
     async def send(self, operation: Operation, *, wait: bool = False) -> Receipt:
         """Send one operation built with :class:`Person`, :class:`Object` or :class:`Delivery`.
@@ -54,18 +62,26 @@ class TrackAPI:
 
     # ------------------------------------------------------------------ official API
 
-    async def identify(self, id: IdentifierLike, **kwargs: Any) -> Receipt:
+    async def identify(self, id: IdentifierLike, *, wait: Any = False, **kwargs: Any) -> Receipt:
         """Create or update a person with the given attributes.
 
-        Methods that take ``**kwargs`` attributes have no ``wait`` flag (it would shadow an
-        attribute of that name): confirm with ``await (await cio.identify(...)).wait()``.
+        ``wait`` means the same on every call: wait for the outcome. It is never sent as an
+        attribute; to set an attribute literally named ``wait``, send
+        ``Person.identify(id, {"wait": ...})`` with :meth:`send`.
+
+        Example::
+
+            await cio.identify("42", email="ada@example.com", plan="pro")
 
         Args:
             id: The person: a bare identifier (``cio_…`` → cio_id, an email → email, else
                 id) or an explicit object such as ``{"id": "a@b.c"}``.
-            **kwargs: Attributes (≤300; names ≤150 bytes; values ≤1000 bytes).
+            wait: Wait for the terminal outcome (raises :class:`DeliveryError` unless
+                delivered).
+            **kwargs: Attributes (≤300; names ≤150 bytes; values ≤1000 bytes as JSON;
+                ``created_at`` in Unix seconds).
         """
-        return await self._call(ops.identify(id, kwargs), False)
+        return await self._call(ops.identify(id, kwargs), _flag(wait))
 
     async def delete(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
         """Delete a person."""
@@ -93,7 +109,11 @@ class TrackAPI:
             wait: Wait for the terminal outcome (raises :class:`DeliveryError` unless
                 delivered).
         """
-        op = ops.event(customer_id, name, data, id=id, timestamp=timestamp)
+        op = ops.event(customer_id, name, data, "event", id, timestamp)
+        # The hot path: admitted without a further call frame (None: the general path).
+        fast = self._admit_event
+        if fast is not None and id is None and not wait and (receipt := fast(op)) is not None:
+            return receipt
         return await self._call(op, wait)
 
     async def track_anonymous(
@@ -114,28 +134,67 @@ class TrackAPI:
         op = ops.anonymous_event(anonymous_id, name, data, id=id, timestamp=timestamp)
         return await self._call(op, wait)
 
-    async def pageview(self, customer_id: IdentifierLike, page: str, **data: Any) -> Receipt:
-        """Track a page view; ``page`` is the URL or page name."""
-        return await self._call(ops.event(customer_id, page, data, kind="page"), False)
+    async def pageview(
+        self, customer_id: IdentifierLike, page: str, *, wait: Any = False, **data: Any
+    ) -> Receipt:
+        """Track a page view; ``page`` is the URL or page name.
 
-    async def screen(self, customer_id: IdentifierLike, name: str, **data: Any) -> Receipt:
-        """Track a mobile screen view."""
-        return await self._call(ops.event(customer_id, name, data, kind="screen"), False)
+        Example::
+
+            await cio.pageview("42", "https://example.com/pricing", referrer="ad")
+
+        ``wait`` waits for the outcome and is never sent as data (see :meth:`identify`).
+        """
+        return await self._call(ops.event(customer_id, page, data, "page"), _flag(wait))
+
+    async def screen(
+        self, customer_id: IdentifierLike, name: str, *, wait: Any = False, **data: Any
+    ) -> Receipt:
+        """Track a mobile screen view.
+
+        Example::
+
+            await cio.screen("42", "Settings")
+        """
+        return await self._call(ops.event(customer_id, name, data, "screen"), _flag(wait))
 
     async def backfill(
-        self, customer_id: IdentifierLike, name: str, timestamp: Any, **data: Any
+        self,
+        customer_id: IdentifierLike,
+        name: str,
+        timestamp: Any,
+        *,
+        wait: Any = False,
+        **data: Any,
     ) -> Receipt:
-        """Track a historical event; ``timestamp`` is required."""
+        """Track a historical event; ``timestamp`` is required.
+
+        Example::
+
+            await cio.backfill("42", "signed_up", datetime(2024, 1, 1, tzinfo=UTC))
+        """
         if timestamp is None:
             raise ValidationError("timestamp is required in backfill", field="timestamp")
         op = ops.event(customer_id, name, data, timestamp=timestamp)
-        return await self._call(op, False)
+        return await self._call(op, _flag(wait))
 
     async def add_device(
-        self, customer_id: IdentifierLike, device_id: str, platform: str, **data: Any
+        self,
+        customer_id: IdentifierLike,
+        device_id: str,
+        platform: str,
+        *,
+        wait: Any = False,
+        **data: Any,
     ) -> Receipt:
-        """Add or update a push device (``platform`` is ``"ios"`` or ``"android"``)."""
-        return await self._call(ops.add_device(customer_id, device_id, platform, data), False)
+        """Add or update a push device (``platform`` is ``"ios"`` or ``"android"``).
+
+        Example::
+
+            await cio.add_device("42", "fcm-token", "android", last_used=datetime.now(UTC))
+        """
+        op = ops.add_device(customer_id, device_id, platform, data)
+        return await self._call(op, _flag(wait))
 
     async def delete_device(
         self, customer_id: IdentifierLike, device_id: str, *, wait: bool = False
@@ -192,6 +251,18 @@ class TrackAPI:
         return await self._call(ops.segment_membership(False, segment_id, ids, id_type), wait)
 
 
+def _flag(wait: Any) -> bool:
+    """``wait`` on the calls that take attributes as keywords: typed loosely so that
+    ``identify("42", **attributes)`` type-checks, checked strictly here."""
+    if wait is True or wait is False:
+        return wait
+    raise ValidationError(
+        "wait must be True or False (it is never sent as an attribute; to send an attribute "
+        "named 'wait', use send(Person.identify(id, {'wait': ...})))",
+        field="wait",
+    )
+
+
 async def confirm(receipt: Receipt) -> None:
     """Wait for ``receipt``'s outcome; raise unless it was delivered (or deduplicated).
 
@@ -200,7 +271,7 @@ async def confirm(receipt: Receipt) -> None:
         OperationDroppedError: The SDK gave it up.
     """
     outcome = await receipt.wait()
-    action = receipt.operation.action
+    action = receipt.action
     if outcome.status == "rejected":
         raise OperationRejectedError(
             f"{action} rejected: {outcome.message or outcome.reason}", outcome=outcome

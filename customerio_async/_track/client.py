@@ -2,16 +2,17 @@
 
 Method names and signatures follow the official ``customerio`` 3.x package, as coroutines,
 so migrating is "add ``await``". Each call validates its arguments and builds an
-:class:`~customerio_async._operations.Operation` in the caller's task (errors raise there,
-before any I/O), then sends it over the client's pooled transport.
+:class:`~customerio_async._track.operations.Operation` in the caller's task (errors raise
+there, before any I/O); the operation then passes the admission middleware (de-duplication,
+yours) and enters the send pipeline — or, in direct mode, is sent at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
-import json
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from typing import Any
 
 from prometheus_client.core import Metric
 
+from .._common.histogram import LabelledHistograms
 from .._common.lifecycle import SingleUseClient, State
 from .._common.logs import logger
-from .._common.wire import check_size
 from .._config import (
     DEFAULT_BATCH,
     DEFAULT_DEDUP,
@@ -31,8 +32,6 @@ from .._config import (
     DEFAULT_TIMEOUTS,
     ENV_API_KEY,
     ENV_SITE_ID,
-    MAX_BATCH_BYTES,
-    MAX_ENTITY_BYTES,
     BatchConfig,
     DedupConfig,
     PoolLimits,
@@ -44,68 +43,47 @@ from .._config import (
     resolve_region,
     resolve_track_origin,
 )
-from .._exceptions import ClientStateError, CustomerIOError, ValidationError
-from .._http.errors import ErrorDetail, make_status_error, parse_error_body
+from .._exceptions import ClientStateError
+from .._http.accounting import AccountingLayer
 from .._http.gate import Limiter, LocalLimiter
-from .._http.messages import HTTPMiddleware, HTTPRequest, HTTPResponse
+from .._http.messages import HTTPMiddleware
 from .._http.stack import HTTPStack
 from .._http.transport import AiohttpTransport
-from .._metrics import Metrics, counter, gauge, histogram_family
-from .._pipeline.core import (
-    DELIVERED,
-    FlushResult,
-    OutcomeCallback,
-    Pipeline,
-    Receipt,
-    Statistics,
-    unmappable_batch_errors,
-)
-from . import operations as ops
+from .._metrics import Metrics
+from .._pipeline.ledger import Ledger
+from .._pipeline.pipeline import Pipeline
+from .._pipeline.receipt import FlushResult, OutcomeCallback, Receipt, Statistics
 from .admission import AdmissionChain, OperationMiddleware
 from .api import TrackAPI, confirm
 from .dedup import Deduplicator
+from .direct import DirectSender, adopt
+from .metrics import client_metric_families
 from .operations import Operation
-from .protocol import track_rules
+from .protocol import batch_accepted, track_format, track_rules
+from .results import BatchResult, RegionInfo
 
-__all__ = ["BatchResult", "CustomerIO", "RegionInfo"]
-
-
-@dataclass(frozen=True, slots=True)
-class RegionInfo:
-    """The answer of ``GET /api/v1/accounts/region``.
-
-    Attributes:
-        region: The workspace's region.
-        url: The Track origin for that region.
-        environment_id: The workspace (environment) id.
-    """
-
-    region: Region
-    url: str
-    environment_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """The outcome of one ``/api/v2/batch`` request.
-
-    Attributes:
-        status: HTTP status (200, or 207 when some operations were rejected).
-        errors: One entry per rejected operation, with its ``batch_index``.
-    """
-
-    status: int
-    errors: tuple[ErrorDetail, ...] = ()
-
-    @property
-    def rejected_indexes(self) -> frozenset[int]:
-        """Indexes of the operations the API rejected."""
-        return frozenset(e.batch_index for e in self.errors if e.batch_index is not None)
+__all__ = ["CustomerIO", "Observables"]
 
 
 def _basic_auth(site_id: str, api_key: str) -> str:
     token = base64.b64encode(f"{site_id}:{api_key}".encode()).decode("ascii")
     return f"Basic {token}"
+
+
+_forks = [0]
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+# A forked child inherits open clients (sockets, buffered operations); a counter bumped in
+# the child lets every call notice that without a system call per operation.
+os.register_at_fork(after_in_child=_count_fork)
+
+
+def _fork_count() -> int:
+    return _forks[0]
 
 
 def _workspace_id(site_id: str) -> str:
@@ -114,19 +92,19 @@ def _workspace_id(site_id: str) -> str:
     return hashlib.sha256(site_id.encode()).hexdigest()[:16]
 
 
-def _batch_accepted(request: HTTPRequest, response: HTTPResponse) -> bool:
-    return not unmappable_batch_errors(request, response)
+@dataclass(frozen=True, slots=True)
+class Observables:
+    """What the metrics collector reads from a client (no private-field reaching)."""
 
+    ledger: Ledger
+    transport: AiohttpTransport
+    accounting: AccountingLayer
+    dedup_hits: Mapping[str, int]
 
-def _parse_json(body: bytes) -> Any:
-    # Customer.io answers "{}" (or nothing, for 204); a 2xx body we cannot parse is still a
-    # success, so it must not turn into an exception.
-    if not body:
-        return {}
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return {}
+    @property
+    def latency(self) -> LabelledHistograms:
+        """Per-attempt request latency histograms."""
+        return self.accounting.latency
 
 
 class CustomerIO(SingleUseClient, TrackAPI):
@@ -171,11 +149,16 @@ class CustomerIO(SingleUseClient, TrackAPI):
         metrics: Where Prometheus metrics go (default: a private registry, see
             ``cio.metrics.registry``); share one :class:`Metrics` between clients of
             different regions to export them together.
-        operation_middleware: Your operation middleware, ``async def mw(op, call_next)``,
-            run at admission after de-duplication.
-        http_middleware: Your HTTP middleware, ``async def mw(request, call_next)``; they
+        operation_middleware: Your admission middleware, ``async def mw(op, handler)``
+            (or an :class:`AdmissionMiddleware`), run after de-duplication.
+        http_middleware: Your HTTP middleware, ``async def mw(request, handler)``; they
             run inside the retry and rate-limit layers, once per attempt (see
-            :mod:`customerio_async._middleware` for the onion).
+            ``docs/architecture.md`` for the request path).
+        limiter: Where the rate budget and the 429/auth pause live: this process (default)
+            or shared by every process (``customerio_async.fleet.RedisLimiter``).
+        verify_credentials: Check the site id and API key when the client opens (one
+            ``GET /api/v1/accounts/region``); a wrong key then fails ``open()`` with
+            :class:`AuthenticationError` instead of pausing the pipeline later.
 
     Raises:
         ConfigurationError: Missing credentials, unknown region or a bad ``track_url``.
@@ -204,6 +187,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         operation_middleware: Sequence[OperationMiddleware] = (),
         http_middleware: Sequence[HTTPMiddleware] = (),
         limiter: Limiter | None = None,
+        verify_credentials: bool = False,
     ) -> None:
         site = env_or(site_id, ENV_SITE_ID, "site_id")
         key = env_or(api_key, ENV_API_KEY, "api_key")
@@ -213,8 +197,8 @@ class CustomerIO(SingleUseClient, TrackAPI):
         self._origin = resolve_track_origin(self._region, track_url)
         self._batching = batching
         self._batch_config = batch
-        # The connector must allow every lane its own connection, or lanes would queue
-        # inside aiohttp and the concurrency setting would be a lie.
+        # The connector must allow every request slot its own connection, or requests would
+        # queue inside aiohttp and the concurrency setting would be a lie.
         if pool.max_connections_per_host < batch.max_concurrent_requests:
             pool = dataclasses.replace(
                 pool,
@@ -238,29 +222,35 @@ class CustomerIO(SingleUseClient, TrackAPI):
             policy=retry,
             gate=self._gate,
             middleware=http_middleware,
-            accept=_batch_accepted,
+            accept=batch_accepted,
         )
-        self._accounting = self._http.accounting
         self._pipeline = Pipeline(
             self._http.deliver,
+            track_format(batch.max_batch_ops),
             batch=batch,
             retry=retry,
+            gate=self._gate,
             counters=self._http.counters,
-            accounting=self._accounting,
+            accounting=self._http.accounting,
             region=self._region.value,
             on_outcome=on_outcome,
             on_drop=on_drop,
         )
+        self._direct = DirectSender(self._http, lambda: self._region.value)
+        self._verify = verify_credentials
         # The operation path, built once: dedup → yours → admission (or a direct send).
         self._dedup = Deduplicator(dedup) if dedup is not None else None
         admit: Callable[[Operation], Awaitable[Receipt]] = (
             self._pipeline.admit if batching else self._send_direct
         )
         layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
-        self._admit = AdmissionChain(admit, [*layers, *operation_middleware]).call
+        self._handler = admit
+        self._chain = AdmissionChain(admit, [*layers, *operation_middleware])
+        self._admit = self._chain.call
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = State.NEW
-        self._pid = os.getpid()
+        self._forks = _fork_count()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         # Never the site id or key: reprs end up in logs and tracebacks.
@@ -295,18 +285,39 @@ class CustomerIO(SingleUseClient, TrackAPI):
                 single-use: create a new one instead of reopening).
         """
         self._begin_open()
-        self._pid = os.getpid()
+        self._forks = _fork_count()
         await self._transport.open()
         self._state = State.OPEN
         try:
             if self._auto_region:
                 await self._discover_region()
+            elif self._verify:
+                await self.check_credentials()
             self.metrics.attach(self)
         except BaseException:
             await self.aclose()
             raise
         if self._batching:
             self._pipeline.start()
+            if self._chain.skips_generated_events:
+                self._admit_event = self._pipeline.try_admit
+        self._loop = asyncio.get_running_loop()
+
+    async def check_credentials(self) -> RegionInfo:
+        """Check the site id and API key now, with the cheapest authenticated request
+        (``GET /api/v1/accounts/region``), instead of learning about a wrong key from
+        ``auth_failed`` drops later.
+
+        Example::
+
+            async with CustomerIO(site_id, api_key) as cio:
+                await cio.check_credentials()   # AuthenticationError if wrong
+
+        Raises:
+            AuthenticationError: The credentials are wrong.
+            TransportError: Customer.io could not be reached.
+        """
+        return await self.get_region()
 
     async def _discover_region(self) -> None:
         info = await self.get_region()
@@ -329,7 +340,8 @@ class CustomerIO(SingleUseClient, TrackAPI):
             return
         opened = self._state is State.OPEN
         self._state = State.CLOSED
-        if self._pid != os.getpid():
+        self._admit_event = None
+        if self._forks != _fork_count():
             return  # a forked child must not drain or close the parent's connections
         try:
             if opened and self._batching:
@@ -339,7 +351,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
             await self._transport.aclose()
 
     def _check_open(self) -> None:
-        if self._pid != os.getpid():
+        if self._forks != _fork_count():
             # A forked child inherits our sockets and buffer; using them would interleave
             # bytes on the parent's connections and send the parent's operations twice.
             raise ClientStateError(
@@ -383,48 +395,48 @@ class CustomerIO(SingleUseClient, TrackAPI):
         """This client's Prometheus families (see :class:`Metrics`)."""
         return client_metric_families(self, prefix)
 
+    def observables(self) -> Observables:
+        """The counters and histograms the metrics collector reads."""
+        hits = self._dedup.hits if self._dedup is not None else {}
+        return Observables(self._pipeline.ledger, self._transport, self._http.accounting, hits)
+
     # ------------------------------------------------------------------ sending
-
-    async def _request(
-        self, method: str, path: str, body: bytes | None, endpoint: str
-    ) -> HTTPResponse:
-        self._check_open()
-        request = HTTPRequest(method, path, body, endpoint, region=self._region.value)
-        return await self._http.call_ok(request)
-
-    async def _send_v1(self, req: ops.V1Request) -> Any:
-        body = req.encode_body()
-        response = await self._request(req.method, req.path(), body, "/api/v1" + req.template)
-        return _parse_json(response.body)
-
-    async def _send_entity(self, op: Operation) -> Any:
-        body = op.v2_bytes()
-        check_size(len(body), MAX_ENTITY_BYTES, "/api/v2/entity body")
-        response = await self._request("POST", "/api/v2/entity", body, "/api/v2/entity")
-        return _parse_json(response.body)
 
     async def _submit(self, op: Operation) -> Receipt:
         self._check_open()
         return await self._admit(op)
 
     async def _call(self, op: Operation, wait: bool) -> Receipt:
-        # The hot path of every Track call: one coroutine hop fewer than TrackAPI._call.
-        if self._state is not State.OPEN or self._pid != os.getpid():
+        # The hot path of every Track call: no coroutine per layer when no admission
+        # middleware wants the operation (the usual event), none for admission itself
+        # unless the buffer is full.
+        if self._state is not State.OPEN or self._forks != _fork_count():
             self._check_open()
-        receipt = await self._admit(op)
+        chain = self._chain.select(op)
+        receipt = None
+        if chain is None and self._batching:
+            receipt = self._pipeline.try_admit(op)
+        if receipt is None:
+            receipt = await (chain or self._handler)(op)
         if wait:
             await confirm(receipt)
         return receipt
 
+    def _admit_now(self, op: Operation) -> Receipt | None:
+        """Admission without a coroutine: when no admission middleware wants ``op`` and
+        the buffer has room (``None`` otherwise: the caller takes :meth:`_call`)."""
+        if self._state is not State.OPEN or self._forks != _forks[0]:
+            self._check_open()
+        if not self._batching or self._chain.select(op) is not None:
+            return None
+        return self._pipeline.try_admit(op)
+
     async def _send_direct(self, op: Operation) -> Receipt:
-        # Direct mode: official-style calls keep the official SDK's v1 request when the v1
-        # server can address the person; otherwise (explicit identifier objects it would
-        # misread, typed v2 operations) they travel through /api/v2/entity.
-        if op.v1 is not None:
-            response = await self._send_v1(op.v1)
-        else:
-            response = await self._send_entity(op)
-        return Receipt(op, b"", 0.0, outcome=DELIVERED, response=response)
+        if asyncio.get_running_loop() is not self._loop:
+            raise ClientStateError(
+                "this client was opened in another event loop; use it in the loop that opened it"
+            )
+        return await self._direct.send(op)
 
     async def batch(self, operations: Iterable[Operation | Mapping[str, Any]]) -> BatchResult:
         """Send v2 operations in exactly one ``/api/v2/batch`` request, now.
@@ -446,108 +458,22 @@ class CustomerIO(SingleUseClient, TrackAPI):
             TransportError: No response.
         """
         self._check_open()
-        parts: list[bytes] = []
-        for index, item in enumerate(operations):
-            op = item if isinstance(item, Operation) else ops.from_mapping(item, index)
-            parts.append(op.v2_bytes())
-        if not parts:
-            raise ValidationError("operations cannot be empty in batch", field="operations")
-        body = b'{"batch":[' + b",".join(parts) + b"]}"
-        check_size(len(body), MAX_BATCH_BYTES, "/api/v2/batch body")
-        response = await self._request("POST", "/api/v2/batch", body, "/api/v2/batch")
-        errors = tuple(parse_error_body(response.body))
-        return BatchResult(status=response.status, errors=errors)
+        ops = adopt(operations)
+        if self._dedup is not None:
+            for op in ops:  # they change people outside the admission path
+                self._dedup.forget(op)
+        return await self._direct.batch(ops)
 
     async def get_region(self) -> RegionInfo:
         """Ask Customer.io which region these credentials belong to (always direct).
 
+        Example::
+
+            info = await cio.get_region()
+
         Raises:
             AuthenticationError: The credentials are wrong.
-            ServerError: The answer was not the documented shape.
+            APIStatusError: The answer was not the documented shape (HTTP 502).
         """
-        response = await self._request(
-            "GET", "/api/v1/accounts/region", None, "/api/v1/accounts/region"
-        )
-        doc = _parse_json(response.body)
-        try:
-            return RegionInfo(
-                region=resolve_region(doc["region"]),
-                url=str(doc["url"]),
-                environment_id=int(doc["environment_id"]),
-            )
-        except (KeyError, TypeError, ValueError, CustomerIOError) as exc:
-            raise make_status_error(
-                502, b"", response.headers, endpoint="/api/v1/accounts/region (unexpected body)"
-            ) from exc
-
-
-def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
-    """Turn one client's counters and histograms into Prometheus families."""
-    region = client.metrics_label
-    pipeline = client._pipeline
-    stats = pipeline.statistics()
-    transport = client._transport
-    dedup_hits = dict(client._dedup.hits) if client._dedup is not None else {}
-    outcomes: list[tuple[list[str], float]] = [
-        ([region, "delivered", ""], stats.delivered),
-        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
-        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
-    ]
-    if dedup_hits:
-        outcomes.append(([region, "deduplicated", ""], sum(dedup_hits.values())))
-    latency = [
-        ([region, api, endpoint, status], hist)
-        for (api, endpoint, _, status), hist in list(client._accounting.latency.series.items())
-    ]
-    histograms = [
-        ("operation_duration_seconds", "Admission to terminal outcome.", pipeline.end_to_end),
-        ("batch_operations", "Operations per batch request.", pipeline.batch_ops),
-        ("batch_bytes", "Body bytes per batch request.", pipeline.batch_bytes),
-        ("admission_wait_seconds", "Waits for buffer space at admission.", pipeline.admission_wait),
-    ]
-    counters = [
-        ("operations_accepted", "Operations admitted.", stats.accepted),
-        ("bytes_sent", "Request body bytes sent.", stats.bytes_sent),
-        ("pool_connections_created", "Connections opened.", transport.connections_created),
-        (
-            "pool_connections_reused",
-            "Requests on a reused connection.",
-            transport.connections_reused,
-        ),
-    ]
-    gauges = [
-        ("buffered_operations", "Operations admitted, not yet decided.", stats.buffered_ops),
-        ("buffered_bytes", "Bytes admitted, not yet decided.", stats.buffered_bytes),
-        ("in_flight_requests", "Requests on the wire now.", stats.in_flight_requests),
-        ("pool_connections_in_use", "Connections serving a request.", transport.connections_in_use),
-    ]
-    only = ["region"]
-    return [
-        histogram_family(
-            f"{prefix}http_request_duration_seconds",
-            "HTTP request latency per attempt (endpoint templates only).",
-            ["region", "api", "endpoint", "status_class"],
-            latency,
-        ),
-        *(histogram_family(prefix + n, d, only, [([region], h)]) for n, d, h in histograms),
-        *(counter(prefix + n, d, only, [([region], v)]) for n, d, v in counters),
-        *(gauge(prefix + n, d, only, [([region], v)]) for n, d, v in gauges),
-        counter(
-            f"{prefix}operations",
-            "Operations by terminal outcome and reason.",
-            ["region", "outcome", "reason"],
-            outcomes,
-        ),
-        counter(
-            f"{prefix}retries",
-            "Retried attempts by cause.",
-            ["region", "cause"],
-            [([region, k], v) for k, v in stats.retries_by_cause.items()],
-        ),
-        counter(
-            f"{prefix}dedup_hits",
-            "Operations skipped as duplicates.",
-            ["region", "kind"],
-            [([region, k], v) for k, v in dedup_hits.items()],
-        ),
-    ]
+        self._check_open()
+        return await self._direct.region()

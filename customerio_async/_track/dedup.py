@@ -16,57 +16,39 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 
+from .._common.ttlcache import TTLCache
 from .._config import DedupConfig
-from .._pipeline.core import DEDUPLICATED, Receipt
+from .._pipeline.receipt import DEDUPLICATED, Receipt
 from .operations import Operation
 
 __all__ = ["Deduplicator"]
 
 _EVENTS = frozenset({"event", "page", "screen", "anonymous_event"})
 _FORGET = frozenset({"delete", "merge", "suppress"})
-
-
-class _TTLCache:
-    """An LRU bounded in entries whose values expire; O(1) per operation."""
-
-    __slots__ = ("_data", "_size", "_ttl")
-
-    def __init__(self, size: int, ttl: float) -> None:
-        self._data: collections.OrderedDict[str, tuple[float, object]] = collections.OrderedDict()
-        self._size = size
-        self._ttl = ttl
-
-    def get(self, key: str, now: float) -> object | None:
-        item = self._data.get(key)
-        if item is None:
-            return None
-        if item[0] <= now:
-            del self._data[key]
-            return None
-        return item[1]
-
-    def put(self, key: str, value: object, now: float) -> None:
-        data = self._data
-        data[key] = (now + self._ttl, value)
-        data.move_to_end(key)
-        if len(data) > self._size:
-            data.popitem(last=False)
-
-    def pop(self, key: str) -> None:
-        self._data.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._data)
+Handler = Callable[[Operation], Awaitable[Receipt]]
 
 
 class Deduplicator:
-    """The de-duplication middleware: ``async def __call__(op, call_next) -> Receipt``."""
+    """The de-duplication middleware: ``async def __call__(op, handler) -> Receipt``.
+
+    Example::
+
+        cio = CustomerIO(site, key, dedup=DedupConfig(identify_ttl=30))
+
+    Its promise: an operation is skipped only when an identical one is known to be applied
+    (delivered) or is still on its way — and then the skipped call's receipt resolves with
+    that twin's outcome, so ``wait=True`` never reports success for a twin that failed.
+    """
+
+    generated_events = False  # a generated ULID can never repeat: nothing to skip
 
     def __init__(self, config: DedupConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self._people = _TTLCache(config.identify_size, config.identify_ttl)
-        self._events = _TTLCache(config.event_size, config.event_ttl)
+        self._people: TTLCache[Hashable, tuple[int, Receipt]] = TTLCache(
+            config.identify_size, config.identify_ttl
+        )
+        self._events: TTLCache[str, Receipt] = TTLCache(config.event_size, config.event_ttl)
         self._clock = clock
         self.hits: collections.Counter[str] = collections.Counter()
 
@@ -76,50 +58,55 @@ class Deduplicator:
         action = op.action
         return action == "identify" or op.explicit_id or action in _FORGET
 
-    async def __call__(
-        self, op: Operation, call_next: Callable[[Operation], collections.abc.Awaitable[Receipt]]
-    ) -> Receipt:
+    def forget(self, op: Operation) -> None:
+        """Forget everything remembered about the people ``op`` touches (it changes them
+        outside this layer: an explicit ``batch()``)."""
+        for key in (op.key, *op.more_keys):
+            if key is not None:
+                self._people.pop(key)
+
+    async def __call__(self, op: Operation, handler: Handler) -> Receipt:
         action = op.action
         if action == "identify":
-            return await self._identify(op, call_next)
+            return await self._identify(op, handler)
         if action in _EVENTS and op.explicit_id:
-            return await self._event(op, call_next)
+            return await self._event(op, handler)
         if action in _FORGET:
-            self._people.pop(op.lane)
-            secondary = op.v2.get("secondary") if op.v2 is not None else None
-            if isinstance(secondary, dict):
-                ((key, value),) = secondary.items()
-                self._people.pop(f"person:{key}:{value}")
-        return await call_next(op)
+            self.forget(op)
+        return await handler(op)
 
-    async def _identify(
-        self, op: Operation, call_next: Callable[[Operation], collections.abc.Awaitable[Receipt]]
-    ) -> Receipt:
-        # The v2 bytes are what the batcher sends anyway (cached on the operation); identify
-        # carries no generated id, so equal attributes give equal bytes.
-        fingerprint = hash(op.v2_bytes())
+    async def _identify(self, op: Operation, handler: Handler) -> Receipt:
+        # The bytes are what the batcher sends; identify carries no generated id, so equal
+        # attributes give equal bytes.
+        fingerprint = hash(op.data)
         now = self._clock()
-        last = self._people.get(op.lane, now)
-        if isinstance(last, tuple):
-            last_fp, last_receipt = last
-            outcome = last_receipt.outcome
+        key = op.key
+        last = self._people.get(key, now)
+        if last is not None:
+            last_fp, twin = last
+            outcome = twin.outcome
             if last_fp == fingerprint and (outcome is None or outcome.delivered):
                 self.hits["identify"] += 1
-                return Receipt(op, b"", now, outcome=DEDUPLICATED)
-        receipt = await call_next(op)
-        self._people.put(op.lane, (fingerprint, receipt), now)
+                return twin.mirror(op) if outcome is None else Receipt(op, outcome=DEDUPLICATED)
+        try:
+            receipt = await handler(op)
+        except BaseException:
+            # Refused, or (direct mode) an unknown outcome: the server may hold this value
+            # now, so the remembered one can no longer justify skipping anything.
+            self._people.pop(key)
+            raise
+        self._people.put(key, (fingerprint, receipt), now)
         return receipt
 
-    async def _event(
-        self, op: Operation, call_next: Callable[[Operation], collections.abc.Awaitable[Receipt]]
-    ) -> Receipt:
-        assert op.v2 is not None or op.v1 is not None
-        event_id = str((op.v2 or (op.v1.body if op.v1 else None) or {}).get("id"))
+    async def _event(self, op: Operation, handler: Handler) -> Receipt:
+        event_id = str(op.event_id)
         now = self._clock()
-        last = self._events.get(event_id, now)
-        if isinstance(last, Receipt) and (last.outcome is None or last.outcome.delivered):
-            self.hits["event"] += 1
-            return Receipt(op, b"", now, outcome=DEDUPLICATED)
-        receipt = await call_next(op)  # raises before admission: nothing remembered
+        twin = self._events.get(event_id, now)
+        if twin is not None:
+            outcome = twin.outcome
+            if outcome is None or outcome.delivered:
+                self.hits["event"] += 1
+                return twin.mirror(op) if outcome is None else Receipt(op, outcome=DEDUPLICATED)
+        receipt = await handler(op)  # raises before admission: nothing remembered
         self._events.put(event_id, receipt, now)
         return receipt

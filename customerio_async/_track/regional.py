@@ -18,23 +18,30 @@ from async_lru import alru_cache
 
 from .._config import Region, resolve_region
 from .._exceptions import ClientStateError, ConfigurationError
-from .._pipeline.core import FlushResult, Receipt, Statistics
+from .._identifiers import Identifier
+from .._pipeline.receipt import FlushResult, Receipt, Statistics
 from .api import TrackAPI
 from .client import CustomerIO
 from .operations import Operation
 
 __all__ = ["RegionResolver", "RegionalCustomerIO"]
 
-RegionResolver = Callable[[str], Awaitable["Region | str | None"]]
-"""``async def resolver(person_identifier) -> "us" | "eu" | None`` (``None``: default)."""
+RegionResolver = Callable[[Identifier], Awaitable["Region | str | None"]]
+"""``async def resolver(person: Identifier) -> "us" | "eu" | None`` (``None``: default).
+``person.type`` is ``id``, ``email``, ``cio_id`` or ``phone`` and ``person.value`` its value
+(without the ``cio_`` prefix), so ``id`` "abc" and ``cio_id`` "abc" are different people."""
 
 
-def subject_of(op: Operation) -> str | None:
-    """The person identifier an operation is about, or ``None`` (objects, segments…)."""
-    kind, _, rest = op.lane.partition(":")
-    if kind != "person":
+_NO_SUBJECT = frozenset({"add_to_segment", "remove_from_segment"})
+
+
+def subject_of(op: Operation) -> Identifier | None:
+    """The person an operation is about (a merge: its primary), or ``None`` (objects,
+    deliveries, segment membership, invite events): those go to the default region."""
+    key = op.key
+    if key is None or key.kind != "person" or op.action in _NO_SUBJECT:
         return None
-    return rest.partition(":")[2] or None
+    return Identifier(key.id_type, key.value)
 
 
 class RegionalCustomerIO(TrackAPI):
@@ -77,10 +84,10 @@ class RegionalCustomerIO(TrackAPI):
             raise ConfigurationError("RegionalCustomerIO needs at least one client")
         self._default = resolve_region(default_region)
         self._clients: dict[Region, CustomerIO] = {}
-        self._resolve: Callable[[str], Awaitable[Region | str | None]] | None = None
+        self._resolve: Callable[[Identifier], Awaitable[Region | str | None]] | None = None
         if resolver is not None:
 
-            async def resolve(person: str) -> Region | str | None:
+            async def resolve(person: Identifier) -> Region | str | None:
                 return await resolver(person)
 
             # async-lru also coalesces concurrent lookups of one person into one call.
@@ -140,7 +147,7 @@ class RegionalCustomerIO(TrackAPI):
         """The client for ``region``, to send a call there explicitly."""
         return self.client(region)
 
-    async def region_for(self, person: str | None) -> Region:
+    async def region_for(self, person: Identifier | None) -> Region:
         """The region an operation about ``person`` goes to (resolver, then default)."""
         if person is None or self._resolve is None:
             return self._default

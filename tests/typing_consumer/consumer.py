@@ -19,6 +19,7 @@ from customerio_async import (
     CustomerIO,
     DeliveryError,
     FlushResult,
+    Identifier,
     Metrics,
     Outcome,
     Person,
@@ -55,8 +56,8 @@ async def confirmed(cio: CustomerIO) -> bool:
     return outcome.delivered and outcome.reason is None
 
 
-async def lookup_region(person: str) -> str | None:
-    return "eu" if person.startswith("eu-") else None
+async def lookup_region(person: Identifier) -> str | None:
+    return "eu" if person.type == "id" and person.value.startswith("eu-") else None
 
 
 async def regional(us: CustomerIO, eu: CustomerIO) -> dict[Region, Statistics]:

@@ -1,0 +1,409 @@
+"""Typed v2 builders: :class:`Person`, :class:`Object` and :class:`Delivery` operations.
+
+Send them with ``cio.send(op)`` (``/api/v2/entity`` in direct mode, batched otherwise) or
+``cio.batch([...])``. Each builder validates its arguments and serialises the operation
+once; the result is ordered with everything else that touches the same person or object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from .._common.wire import dumps, to_timestamp
+from .._config import MAX_OP_BYTES
+from .._exceptions import LimitExceededError, ValidationError
+from .._identifiers import (
+    IdentifierLike,
+    OrderingKey,
+    check_identifier,
+    merge_identifier,
+    person_ref,
+)
+from .calls import event_id
+from .operations import Operation
+from .validation import check_attributes, check_event_data, check_event_name, check_platform
+
+__all__ = ["Delivery", "Object", "Person", "object_relationship", "sized"]
+
+
+def sized(v2: dict[str, Any], field: str) -> bytes:
+    """Serialise a v2 operation; refuse it over 32,000 bytes (the per-operation limit of
+    ``/api/v2/batch`` and ``/api/v2/entity``)."""
+    data = dumps(v2, field=field)
+    if len(data) > MAX_OP_BYTES:
+        raise LimitExceededError(
+            f"{field} operation is {len(data)} bytes; the limit is {MAX_OP_BYTES}",
+            size=len(data),
+            limit=MAX_OP_BYTES,
+            field=field,
+        )
+    return data
+
+
+def _v2_person(
+    action: str,
+    identifiers: IdentifierLike,
+    extra: dict[str, Any] | None = None,
+    *,
+    event: str | None = None,
+    explicit_id: bool = False,
+) -> Operation:
+    # No `person` on typed operations: direct mode sends them to /api/v2/entity as they are.
+    ref = person_ref(identifiers, "identifiers")
+    v2: dict[str, Any] = {"type": "person", "action": action, "identifiers": ref.identifiers}
+    if extra:
+        v2.update(extra)
+    return Operation(action, sized(v2, action), ref.key, None, event, explicit_id)
+
+
+def _relationships(items: Sequence[Mapping[str, Any]], field: str) -> list[dict[str, Any]]:
+    if isinstance(items, Mapping) or not isinstance(items, Sequence) or not items:
+        raise ValidationError(f"{field} must be a non-empty list", field=field)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("identifiers"), Mapping):
+            raise ValidationError(f"{field}[{i}] needs an 'identifiers' mapping", field=field)
+        rel = {"identifiers": dict(item["identifiers"])}
+        if item.get("relationship_attributes") is not None:
+            check_attributes(
+                item["relationship_attributes"], f"{field}[{i}].relationship_attributes"
+            )
+            rel["relationship_attributes"] = dict(item["relationship_attributes"])
+        out.append(rel)
+    return out
+
+
+def object_relationship(
+    object_type_id: str | int, object_id: str, attributes: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A person→object relationship entry for ``cio_relationships``."""
+    rel: dict[str, Any] = {"identifiers": _object_identifiers(object_type_id, object_id, None)}
+    if attributes is not None:
+        rel["relationship_attributes"] = dict(attributes)
+    return rel
+
+
+def _object_identifiers(
+    object_type_id: str | int | None, object_id: str | None, cio_object_id: str | None
+) -> dict[str, str]:
+    if cio_object_id is not None:
+        if object_type_id is not None or object_id is not None:
+            raise ValidationError(
+                "pass either cio_object_id or object_type_id + object_id", field="identifiers"
+            )
+        return {"cio_object_id": check_identifier(cio_object_id, "cio_object_id")}
+    type_id = (
+        check_identifier(object_type_id, "object_type_id") if object_type_id is not None else ""
+    )
+    if not (type_id.isascii() and type_id.isdigit()) or int(type_id) < 1:
+        raise ValidationError(
+            "object_type_id must be a positive integer (as int or string)", field="object_type_id"
+        )
+    return {"object_type_id": type_id, "object_id": check_identifier(object_id, "object_id")}
+
+
+class Person:
+    """Builders for v2 ``person`` operations (send with ``send()`` or ``batch()``).
+
+    ``identifiers`` is a bare identifier (inferred: ``cio_…`` → cio_id, an email → email,
+    else id) or an explicit one-key object such as ``{"email": ...}`` or ``{"phone": ...}``.
+    """
+
+    @staticmethod
+    def identify(
+        identifiers: IdentifierLike,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        timestamp: Any = None,
+        cio_relationships: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Operation:
+        """Create or update a person."""
+        extra: dict[str, Any] = {}
+        if attributes is not None:
+            check_attributes(attributes)
+            extra["attributes"] = dict(attributes)
+        if timestamp is not None:
+            extra["timestamp"] = to_timestamp(timestamp)
+        if cio_relationships is not None:
+            extra["cio_relationships"] = _relationships(cio_relationships, "cio_relationships")
+        return _v2_person("identify", identifiers, extra)
+
+    @staticmethod
+    def event(
+        identifiers: IdentifierLike,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        timestamp: Any = None,
+    ) -> Operation:
+        """Track an event for a person (a ULID ``id`` is generated when omitted)."""
+        return Person._event("event", identifiers, name, attributes, id, timestamp)
+
+    @staticmethod
+    def page(
+        identifiers: IdentifierLike,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        timestamp: Any = None,
+    ) -> Operation:
+        """Track a page view (``name`` is the URL or page name)."""
+        return Person._event("page", identifiers, name, attributes, id, timestamp)
+
+    @staticmethod
+    def screen(
+        identifiers: IdentifierLike,
+        name: str,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        id: str | None = None,
+        timestamp: Any = None,
+    ) -> Operation:
+        """Track a mobile screen view."""
+        return Person._event("screen", identifiers, name, attributes, id, timestamp)
+
+    @staticmethod
+    def _event(
+        action: str,
+        identifiers: IdentifierLike,
+        name: str,
+        attributes: Mapping[str, Any] | None,
+        id: str | None,
+        timestamp: Any,
+    ) -> Operation:
+        eid = event_id(id)
+        extra: dict[str, Any] = {
+            "name": check_event_name(name),
+            "id": eid,
+            "attributes": check_event_data(attributes, "attributes"),
+        }
+        if timestamp is not None:
+            extra["timestamp"] = to_timestamp(timestamp)
+        return _v2_person(action, identifiers, extra, event=eid, explicit_id=id is not None)
+
+    @staticmethod
+    def delete(identifiers: IdentifierLike) -> Operation:
+        """Delete a person."""
+        return _v2_person("delete", identifiers)
+
+    @staticmethod
+    def suppress(identifiers: IdentifierLike) -> Operation:
+        """Delete a person and block their identifier from being re-added."""
+        return _v2_person("suppress", identifiers)
+
+    @staticmethod
+    def unsuppress(identifiers: IdentifierLike) -> Operation:
+        """Unblock a suppressed identifier (does not restore the profile)."""
+        return _v2_person("unsuppress", identifiers)
+
+    @staticmethod
+    def add_device(
+        identifiers: IdentifierLike,
+        token: str,
+        platform: Literal["ios", "android"] | str,
+        *,
+        last_used: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Operation:
+        """Add or update a push device."""
+        device: dict[str, Any] = {"token": check_identifier(token, "token")}
+        device["platform"] = check_platform(platform)
+        if last_used is not None:
+            device["last_used"] = to_timestamp(last_used, field="last_used")
+        if attributes is not None:
+            check_attributes(attributes, "device attributes")
+            device["attributes"] = dict(attributes)
+        return _v2_person("add_device", identifiers, {"device": device})
+
+    @staticmethod
+    def delete_device(identifiers: IdentifierLike, token: str) -> Operation:
+        """Remove a push device."""
+        return _v2_person(
+            "delete_device", identifiers, {"device": {"token": check_identifier(token, "token")}}
+        )
+
+    @staticmethod
+    def add_relationships(
+        identifiers: IdentifierLike, relationships: Sequence[Mapping[str, Any]]
+    ) -> Operation:
+        """Relate a person to objects (see :func:`object_relationship`)."""
+        rels = _relationships(relationships, "relationships")
+        return _v2_person("add_relationships", identifiers, {"cio_relationships": rels})
+
+    @staticmethod
+    def delete_relationships(
+        identifiers: IdentifierLike, relationships: Sequence[Mapping[str, Any]]
+    ) -> Operation:
+        """Remove person→object relationships."""
+        rels = _relationships(relationships, "relationships")
+        return _v2_person("delete_relationships", identifiers, {"cio_relationships": rels})
+
+    @staticmethod
+    def merge(primary: Mapping[str, str], secondary: Mapping[str, str]) -> Operation:
+        """Merge ``secondary`` into ``primary`` (each exactly one of id, email, cio_id)."""
+        objs = []
+        for name, obj in (("primary", primary), ("secondary", secondary)):
+            if not isinstance(obj, Mapping) or len(obj) != 1:
+                raise ValidationError(f"{name} must have exactly one identifier", field=name)
+            ((k, v),) = obj.items()
+            objs.append(merge_identifier(k, v, name))
+        v2 = {"type": "person", "action": "merge", "primary": objs[0], "secondary": objs[1]}
+        keys = [OrderingKey("person", *next(iter(obj.items()))) for obj in objs]
+        return Operation("merge", sized(v2, "merge"), keys[0], more_keys=(keys[1],))
+
+
+class Object:
+    """Builders for v2 ``object`` operations (companies, accounts, …).
+
+    An object is addressed by ``object_type_id`` (a positive integer, sent as a string) plus
+    ``object_id``, or by ``cio_object_id``.
+    """
+
+    @staticmethod
+    def _op(
+        action: str,
+        object_type_id: str | int | None,
+        object_id: str | None,
+        cio_object_id: str | None,
+        extra: dict[str, Any],
+    ) -> Operation:
+        ids = _object_identifiers(object_type_id, object_id, cio_object_id)
+        key = (
+            OrderingKey("object", "cio_object_id", ids["cio_object_id"])
+            if "cio_object_id" in ids
+            else OrderingKey("object", ids["object_type_id"], ids["object_id"])
+        )
+        v2: dict[str, Any] = {"type": "object", "action": action, "identifiers": ids, **extra}
+        return Operation(action, sized(v2, action), key)
+
+    @staticmethod
+    def identify(
+        object_type_id: str | int | None = None,
+        object_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        *,
+        cio_object_id: str | None = None,
+        cio_relationships: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Operation:
+        """Create or update an object; ``None``/``""`` attribute values remove attributes."""
+        extra: dict[str, Any] = {}
+        if attributes is not None:
+            check_attributes(attributes)
+            extra["attributes"] = dict(attributes)
+        if cio_relationships is not None:
+            extra["cio_relationships"] = _relationships(cio_relationships, "cio_relationships")
+        return Object._op("identify", object_type_id, object_id, cio_object_id, extra)
+
+    @staticmethod
+    def identify_anonymous(
+        object_type_id: str | int,
+        object_id: str,
+        anonymous_ids: Sequence[str],
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Operation:
+        """Create or update an object and relate it to anonymous visitors."""
+        rels = [
+            {"identifiers": {"anonymous_id": check_identifier(a, "anonymous_ids[]")}}
+            for a in anonymous_ids
+        ]
+        if not rels:
+            raise ValidationError("anonymous_ids must not be empty", field="anonymous_ids")
+        extra: dict[str, Any] = {"cio_relationships": rels}
+        if attributes is not None:
+            check_attributes(attributes)
+            extra["attributes"] = dict(attributes)
+        return Object._op("identify_anonymous", object_type_id, object_id, None, extra)
+
+    @staticmethod
+    def delete(
+        object_type_id: str | int | None = None,
+        object_id: str | None = None,
+        *,
+        cio_object_id: str | None = None,
+    ) -> Operation:
+        """Delete an object."""
+        return Object._op("delete", object_type_id, object_id, cio_object_id, {})
+
+    @staticmethod
+    def add_relationships(
+        object_type_id: str | int,
+        object_id: str,
+        people: Sequence[IdentifierLike],
+        *,
+        relationship_attributes: Mapping[str, Any] | None = None,
+    ) -> Operation:
+        """Relate people (bare or explicit identifiers) to an object."""
+        return Object._op(
+            "add_relationships",
+            object_type_id,
+            object_id,
+            None,
+            {"cio_relationships": _people_rels(people, relationship_attributes)},
+        )
+
+    @staticmethod
+    def delete_relationships(
+        object_type_id: str | int, object_id: str, people: Sequence[IdentifierLike]
+    ) -> Operation:
+        """Remove people's relationships to an object."""
+        return Object._op(
+            "delete_relationships",
+            object_type_id,
+            object_id,
+            None,
+            {"cio_relationships": _people_rels(people, None)},
+        )
+
+
+def _people_rels(
+    people: Sequence[IdentifierLike], attributes: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    if isinstance(people, (str, Mapping)) or not people:
+        raise ValidationError("people must be a non-empty list of identifiers", field="people")
+    if attributes is not None:
+        check_attributes(attributes, "relationship_attributes")
+    out = []
+    for p in people:
+        rel: dict[str, Any] = {"identifiers": person_ref(p, "people[]").identifiers}
+        if attributes is not None:
+            rel["relationship_attributes"] = dict(attributes)
+        out.append(rel)
+    return out
+
+
+class Delivery:
+    """Builders for v2 ``delivery`` operations (message metrics reported by you)."""
+
+    METRICS = ("opened", "converted", "delivered")
+
+    @staticmethod
+    def event(
+        delivery_id: str,
+        metric: Literal["opened", "converted", "delivered"],
+        *,
+        device_token: str,
+        timestamp: Any = None,
+    ) -> Operation:
+        """Report that a push message was delivered, opened or converted on a device.
+
+        The API requires the ``device_token`` the message was sent to.
+        """
+        did = check_identifier(delivery_id, "delivery_id")
+        if metric not in Delivery.METRICS:
+            raise ValidationError(
+                f"metric must be one of {', '.join(Delivery.METRICS)}", field="metric"
+            )
+        v2: dict[str, Any] = {
+            "type": "delivery",
+            "action": "event",
+            "identifiers": {"id": did},
+            "name": metric,
+            "attributes": {"device_token": check_identifier(device_token, "device_token")},
+        }
+        if timestamp is not None:
+            v2["timestamp"] = to_timestamp(timestamp)
+        key = OrderingKey("delivery", "delivery_id", did)
+        return Operation("delivery_event", sized(v2, "delivery_event"), key)

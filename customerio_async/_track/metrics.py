@@ -1,0 +1,90 @@
+"""A Track client's Prometheus families, built at scrape time from its counters."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client.core import Metric
+
+from .._metrics import counter, gauge, histogram_family
+
+if TYPE_CHECKING:
+    from .client import CustomerIO
+
+__all__ = ["client_metric_families"]
+
+
+def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
+    """Turn one client's counters and histograms into Prometheus families."""
+    region = client.metrics_label
+    parts = client.observables()
+    stats = client.statistics()
+    ledger, transport, accounting = parts.ledger, parts.transport, parts.accounting
+    dedup_hits = dict(parts.dedup_hits)
+    outcomes: list[tuple[list[str], float]] = [
+        ([region, "delivered", ""], stats.delivered),
+        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
+        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
+    ]
+    if dedup_hits:
+        outcomes.append(([region, "deduplicated", ""], sum(dedup_hits.values())))
+    latency = [
+        ([region, api, endpoint, status], hist)
+        for (api, endpoint, _, status), hist in list(accounting.latency.series.items())
+    ]
+    histograms = [
+        ("operation_duration_seconds", "Admission to terminal outcome.", ledger.end_to_end),
+        ("batch_operations", "Operations per batch request.", ledger.batch_ops),
+        ("batch_bytes", "Body bytes per batch request.", ledger.batch_bytes),
+        (
+            "admission_wait_seconds",
+            "Waits for buffer space at admission.",
+            ledger.admission_waits(stats.accepted),
+        ),
+    ]
+    counters = [
+        ("operations_accepted", "Operations admitted.", stats.accepted),
+        ("bytes_sent", "Request body bytes sent.", stats.bytes_sent),
+        ("pool_connections_created", "Connections opened.", transport.connections_created),
+        (
+            "pool_connections_reused",
+            "Requests on a reused connection.",
+            transport.connections_reused,
+        ),
+    ]
+    gauges = [
+        ("buffered_operations", "Operations admitted, not yet decided.", stats.buffered_ops),
+        ("buffered_bytes", "Bytes admitted, not yet decided.", stats.buffered_bytes),
+        ("in_flight_requests", "Requests on the wire now.", stats.in_flight_requests),
+        ("pool_connections_in_use", "Connections serving a request.", transport.connections_in_use),
+    ]
+    only = ["region"]
+    return [
+        histogram_family(
+            f"{prefix}http_request_duration_seconds",
+            "HTTP request latency per attempt (endpoint templates only).",
+            ["region", "api", "endpoint", "status_class"],
+            latency,
+        ),
+        *(histogram_family(prefix + n, d, only, [([region], h)]) for n, d, h in histograms),
+        *(counter(prefix + n, d, only, [([region], v)]) for n, d, v in counters),
+        *(gauge(prefix + n, d, only, [([region], v)]) for n, d, v in gauges),
+        counter(
+            f"{prefix}operations",
+            "Operations by terminal outcome and reason.",
+            ["region", "outcome", "reason"],
+            outcomes,
+        ),
+        counter(
+            f"{prefix}retries",
+            "Retried attempts by cause.",
+            ["region", "cause"],
+            [([region, k], v) for k, v in stats.retries_by_cause.items()],
+        ),
+        counter(
+            f"{prefix}dedup_hits",
+            "Operations skipped as duplicates.",
+            ["region", "kind"],
+            [([region, k], v) for k, v in dedup_hits.items()],
+        ),
+    ]
