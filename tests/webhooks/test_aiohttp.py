@@ -1,0 +1,106 @@
+"""The aiohttp adapter, served for real on loopback; FakeCustomerIO emits signed events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from customerio_async.testing import FakeCustomerIO
+from customerio_async.webhooks import WebhookReceiver, aiohttp_handler
+
+from ._support import KEY, TS, Recorder, event, sign, signed
+
+
+@pytest_asyncio.fixture
+async def aiohttp_site() -> AsyncIterator[tuple[str, Recorder, WebhookReceiver]]:
+    """An aiohttp.web app on 127.0.0.1 (random port) serving aiohttp_handler()."""
+    recorder = Recorder()
+    receiver = WebhookReceiver(recorder, signing_key=KEY, max_body_size=64 * 1024)
+    app = web.Application()
+    app.router.add_route("*", "/cio", aiohttp_handler(receiver))
+    app.on_shutdown.append(lambda _app: receiver.aclose())
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("/cio")), recorder, receiver
+
+
+async def test_fake_emits_signed_webhooks_end_to_end(
+    aiohttp_site: tuple[str, Recorder, WebhookReceiver],
+) -> None:
+    url, recorder, receiver = aiohttp_site
+    async with FakeCustomerIO() as fake:
+        assert await fake.emit_webhook(url, event("E1"), KEY) == 200
+        assert await fake.emit_webhook(url, event("E1"), KEY) == 200  # a retried delivery
+        assert await fake.emit_webhook(url, event("E2"), "wrong-key") == 401
+        assert await fake.emit_webhook(url, event("E3"), KEY, timestamp=TS) == 401  # stale
+        assert await fake.emit_webhook(url, b"[]", KEY) == 400
+    await asyncio.wait_for(receiver.join(), 5)
+    assert [e.event_id for e in recorder.events] == ["E1"]
+    assert recorder.events[0].data.identifiers.id == "42"
+    stats = receiver.statistics()
+    assert (stats.accepted, stats.duplicates) == (1, 1)
+
+
+async def test_emitted_signature_is_the_documented_one() -> None:
+    seen: list[tuple[bytes, Mapping[str, str]]] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append((await request.read(), dict(request.headers)))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/raw", capture)
+    async with TestServer(app, host="127.0.0.1") as server, FakeCustomerIO() as fake:
+        status = await fake.emit_webhook(str(server.make_url("/raw")), event(), KEY, timestamp=TS)
+    assert status == 204
+    ((body, headers),) = seen
+    assert json.loads(body) == event()
+    assert headers["X-CIO-Timestamp"] == str(TS)
+    assert headers["X-CIO-Signature"] == sign(body, TS)
+    assert headers["Content-Type"] == "application/json"
+
+
+async def post(
+    url: str, body: bytes | Any, headers: Mapping[str, str], method: str = "POST"
+) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url, data=body, headers=headers) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def test_aiohttp_handler_refusals(
+    aiohttp_site: tuple[str, Recorder, WebhookReceiver],
+) -> None:
+    url, recorder, receiver = aiohttp_site
+    body, ts, sig = signed(event())
+    ok = {"X-CIO-Timestamp": ts, "X-CIO-Signature": sig}
+    tampered = body.replace(b'"sent"', b'"opened"')
+    assert await post(url, tampered, ok) == (401, {"status": "bad_signature"})
+    assert await post(url, body, {"X-CIO-Timestamp": ts}) == (401, {"status": "missing_header"})
+    assert await post(url, body, {"X-CIO-Signature": sig}) == (401, {"status": "missing_header"})
+    assert await post(url, body, ok, method="GET") == (405, {"status": "method_not_allowed"})
+    big = b"x" * (64 * 1024 + 1)
+    assert await post(url, big, ok) == (413, {"status": "too_large"})
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: streamed
+        for _ in range(65):
+            yield b"y" * 1024
+
+    assert await post(url, chunks(), ok) == (413, {"status": "too_large"})
+
+    async def pieces() -> AsyncIterator[bytes]:  # a valid body in several chunks
+        for start in range(0, len(body), 7):
+            yield body[start : start + 7]
+
+    assert await post(url, pieces(), ok) == (200, {"status": "accepted"})
+    assert await post(url, body, ok) == (200, {"status": "duplicate"})
+    await asyncio.wait_for(recorder.arrived.wait(), 5)
+    assert receiver.statistics().rejected_by_reason["too_large"] == 2
