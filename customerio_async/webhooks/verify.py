@@ -26,15 +26,23 @@ Example::
     signature = request.headers.get(SIGNATURE_HEADER)
 """
 
+# Unix seconds fit in 64 bits: at most 19 digits. Longer values are not times; they would
+# also overflow the float arithmetic of the age check (and int() refuses 4,300+ digits).
+_MAX_TIMESTAMP_DIGITS = 19
+
 
 def _missing(header: str) -> WebhookVerificationError:
     return WebhookVerificationError(f"the {header} header is missing", reason="missing_header")
 
 
 def _timestamp_text(timestamp: str | int) -> str:
-    """The timestamp exactly as signed, once it is known to be decimal digits."""
-    text = str(timestamp) if isinstance(timestamp, int) else timestamp
-    if not (text.isascii() and text.isdigit()):
+    """The timestamp exactly as signed, once it is known to be plausible Unix seconds."""
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        # Checked as a number: str() of a huge int is slow, and refused past 4,300 digits.
+        text = str(timestamp) if 0 <= timestamp < 10**_MAX_TIMESTAMP_DIGITS else ""
+    else:
+        text = str(timestamp)
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_TIMESTAMP_DIGITS):
         raise WebhookVerificationError(
             f"the {TIMESTAMP_HEADER} header is not Unix seconds", reason="invalid_timestamp"
         )
@@ -111,7 +119,8 @@ def verify_signature(
 
     Raises:
         WebhookVerificationError: ``reason`` is ``"missing_header"``, ``"invalid_timestamp"``
-            ``"bad_signature"``, ``"too_old"`` or ``"too_new"``, each with its own message.
+            (not decimal digits, or more than 19 of them), ``"bad_signature"``,
+            ``"too_old"`` or ``"too_new"``, each with its own message.
         TypeError: ``raw_body`` is not bytes (a ``str`` body has usually been re-encoded).
         ValueError: ``signing_key`` is empty.
     """

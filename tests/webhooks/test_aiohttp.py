@@ -104,3 +104,13 @@ async def test_aiohttp_handler_refusals(
     assert await post(url, body, ok) == (200, {"status": "duplicate"})
     await asyncio.wait_for(recorder.arrived.wait(), 5)
     assert receiver.statistics().rejected_by_reason["too_large"] == 2
+
+
+async def test_a_huge_timestamp_is_answered_401(
+    aiohttp_site: tuple[str, Recorder, WebhookReceiver],
+) -> None:
+    url, _, _ = aiohttp_site
+    body = json.dumps(event()).encode()
+    stamp = "9" * 400
+    headers = {"X-CIO-Timestamp": stamp, "X-CIO-Signature": sign(body, stamp)}
+    assert await post(url, body, headers) == (401, {"status": "invalid_timestamp"})

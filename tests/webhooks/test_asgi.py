@@ -9,7 +9,7 @@ from typing import Any
 
 from customerio_async.webhooks import ASGIWebhookApp, asgi_receiver
 
-from ._support import KEY, Recorder, event, signed
+from ._support import KEY, Recorder, event, sign, signed
 
 
 class ASGICall:
@@ -115,3 +115,12 @@ async def test_asgi_lifespan_and_other_scopes() -> None:
     never: Callable[[], Awaitable[Mapping[str, Any]]] = inbox.get
     await app({"type": "websocket"}, never, send)  # not ours: returns without a message
     assert outbox.empty()
+
+
+async def test_a_huge_timestamp_is_answered_401() -> None:
+    app = asgi_receiver(Recorder(), signing_key=KEY)
+    body = json.dumps(event()).encode()
+    stamp = "9" * 400
+    headers = {"X-CIO-Timestamp": stamp, "X-CIO-Signature": sign(body, stamp)}
+    status, _, reply = await ASGICall([body], headers).run(app)
+    assert (status, reply) == (401, {"status": "invalid_timestamp"})

@@ -143,3 +143,12 @@ def test_receiver_arguments() -> None:
         asgi_receiver(recorder)
     assert asgi_receiver(receiver).receiver is receiver
     assert "ASGIWebhookApp" in repr(asgi_receiver(recorder, signing_key=KEY, tolerance=10))
+
+
+async def test_a_huge_timestamp_is_refused_with_401() -> None:
+    receiver = WebhookReceiver(Recorder(), signing_key=KEY)
+    body = json.dumps(event()).encode()
+    stamp = "9" * 400
+    response = await receiver.handle(body, stamp, sign(body, stamp))
+    assert (response.status, json.loads(response.body)) == (401, {"status": "invalid_timestamp"})
+    assert dict(receiver.statistics().rejected_by_reason) == {"invalid_timestamp": 1}

@@ -103,3 +103,28 @@ def test_error_class() -> None:
     assert issubclass(WebhookVerificationError, CustomerIOError)
     assert issubclass(WebhookVerificationError, ValueError)
     assert customerio_async.webhooks.WebhookVerificationError is WebhookVerificationError
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        pytest.param("9" * 400, id="400-digits"),
+        pytest.param("1" + "0" * 5000, id="beyond-int-parsing"),
+        pytest.param("1" + "0" * 19, id="20-digits"),
+        pytest.param(10**400, id="huge-int"),
+        pytest.param(-1, id="negative-int"),
+    ],
+)
+def test_timestamps_too_long_to_be_unix_seconds_are_invalid(timestamp: str | int) -> None:
+    # Correctly signed, so only the timestamp can be refused: before the fix, the age
+    # arithmetic raised OverflowError (and int() ValueError past 4,300 digits).
+    with pytest.raises(WebhookVerificationError, match="not Unix seconds") as info:
+        verify_signature(BODY, timestamp, sign(BODY, timestamp), KEY, now=TS)
+    assert info.value.reason == "invalid_timestamp"
+
+
+def test_the_longest_accepted_timestamp_is_judged_by_age() -> None:
+    far = "9" * 19  # as many digits as 64-bit Unix seconds have
+    with pytest.raises(WebhookVerificationError) as info:
+        verify_signature(BODY, far, sign(BODY, far), KEY, now=TS)
+    assert info.value.reason == "too_new"
