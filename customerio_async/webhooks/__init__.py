@@ -27,8 +27,11 @@ Ready-made receivers do both, de-duplicate by ``event_id`` and call your corouti
   callback runs in a background task (strong references kept, at most ``max_concurrency`` at
   once), so the answer goes out in well under Customer.io's 4-second timeout. A duplicate
   ``event_id`` is answered 200 and not passed on again;
-* **503** only when every callback slot stays busy for ``busy_timeout`` seconds; the event is
-  then forgotten by the de-duplicator, so Customer.io's retry is processed.
+* **503** only when every callback slot stays busy for ``busy_timeout`` seconds.
+
+An ``event_id`` counts as seen only once its callback has started: an event answered 503,
+or whose request was cancelled while it waited for a slot (its sender went away), is
+processed when Customer.io retries it.
 
 A callback that raises is logged (``logging.getLogger("customerio_async")``) and counted in
 :meth:`WebhookReceiver.statistics`; it does **not** turn into a non-2xx answer. Customer.io

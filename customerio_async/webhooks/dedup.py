@@ -18,7 +18,9 @@ class WebhookDeduplicator:
     Customer.io retries a delivery whose answer it did not get, with the same ``event_id``;
     the receivers use this to pass each event to your callback once. Memory is bounded by
     ``max_size`` (the least recently seen ids are forgotten first) and entries expire after
-    ``ttl`` seconds.
+    ``ttl`` seconds. A receiver adds an id only once the event's callback has started, so
+    a delivery refused as busy, or abandoned by its sender while it waited, is processed
+    when Customer.io retries it.
 
     Example::
 

@@ -203,6 +203,11 @@ class WebhookReceiver:
     ) -> WebhookResponse:
         """Judge one delivery and, when accepted, start the callback in the background.
 
+        An event counts as seen (later copies are answered "duplicate") only once its
+        callback has started. A copy that arrives while the first still waits for a slot
+        waits too; a delivery cancelled before its callback starts (its sender went away)
+        leaves nothing behind, so Customer.io's retry runs the callback.
+
         Example::
 
             answer = await receiver.handle(
@@ -228,18 +233,16 @@ class WebhookReceiver:
             return _reply(status, exc.reason)
         if self._closed:
             return self._refuse_closed()
-        dedup = self._dedup
-        if dedup is not None and not dedup.add(event.event_id):
+        if self._dedup is not None and event.event_id in self._dedup:
             self._duplicates += 1
             return _DUPLICATE
         slots = self._slots
         if slots is None:
             slots = self._slots = asyncio.Semaphore(self._max_concurrency)
         if not await self._acquire(slots):
-            # Not accepted: let Customer.io's retry through the de-duplicator.
-            if dedup is not None:
-                dedup.discard(event.event_id)
             return _BUSY
+        # The slot is ours, and nothing below awaits: the callback starts, or the slot is
+        # given back, with no cancellation point in between.
         return self._start(event, slots)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> bool:
@@ -259,6 +262,11 @@ class WebhookReceiver:
         return True
 
     def _start(self, event: WebhookEvent, slots: asyncio.Semaphore) -> WebhookResponse:
+        if self._dedup is not None and not self._dedup.add(event.event_id):
+            # Another copy of this event started its callback while this one waited.
+            slots.release()
+            self._duplicates += 1
+            return _DUPLICATE
         task = asyncio.get_running_loop().create_task(self._run(event, slots))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -16,6 +17,8 @@ from customerio_async.testing import FakeCustomerIO
 from customerio_async.webhooks import WebhookReceiver, aiohttp_handler
 
 from ._support import KEY, TS, Recorder, event, sign, signed
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @pytest_asyncio.fixture
@@ -114,3 +117,42 @@ async def test_a_huge_timestamp_is_answered_401(
     stamp = "9" * 400
     headers = {"X-CIO-Timestamp": stamp, "X-CIO-Signature": sign(body, stamp)}
     assert await post(url, body, headers) == (401, {"status": "invalid_timestamp"})
+
+
+async def test_a_delivery_dropped_while_waiting_is_processed_on_retry() -> None:
+    # Customer.io gives up on a delivery after 4 s and retries it later. aiohttp cancels
+    # the handler of a dropped connection (TestServer turns handler_cancellation on, as
+    # production servers may), so the delivery is cancelled while it waits for a callback
+    # slot; its retry must run the callback, once.
+    recorder = Recorder()
+    recorder.release.clear()
+    receiver = WebhookReceiver(recorder, signing_key=KEY, max_concurrency=1, busy_timeout=30.0)
+    cancelled = asyncio.Event()
+
+    @web.middleware
+    async def watch(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    app = web.Application(middlewares=[watch])
+    app.router.add_post("/cio", aiohttp_handler(receiver))
+    body, ts, sig = signed(event("E2"))
+    headers = {"X-CIO-Timestamp": ts, "X-CIO-Signature": sig}
+    async with TestServer(app, host="127.0.0.1") as server, FakeCustomerIO() as fake:
+        url = str(server.make_url("/cio"))
+        assert await fake.emit_webhook(url, event("E1"), KEY) == 200  # takes the one slot
+        await asyncio.wait_for(recorder.arrived.wait(), 5)
+        impatient = aiohttp.ClientTimeout(total=0.5)
+        async with aiohttp.ClientSession(timeout=impatient) as session:
+            with pytest.raises(asyncio.TimeoutError):
+                await session.post(url, data=body, headers=headers)
+        await asyncio.wait_for(cancelled.wait(), 5)
+        retry = asyncio.ensure_future(post(url, body, headers))
+        recorder.release.set()
+        assert await asyncio.wait_for(retry, 5) == (200, {"status": "accepted"})
+        await asyncio.wait_for(receiver.join(), 5)
+    assert [e.event_id for e in recorder.events] == ["E1", "E2"]
+    await receiver.aclose()

@@ -7,9 +7,11 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import pytest
+
 from customerio_async.webhooks import ASGIWebhookApp, asgi_receiver
 
-from ._support import KEY, Recorder, event, sign, signed
+from ._support import KEY, Recorder, event, sign, signed, started
 
 
 class ASGICall:
@@ -124,3 +126,30 @@ async def test_a_huge_timestamp_is_answered_401() -> None:
     headers = {"X-CIO-Timestamp": stamp, "X-CIO-Signature": sign(body, stamp)}
     status, _, reply = await ASGICall([body], headers).run(app)
     assert (status, reply) == (401, {"status": "invalid_timestamp"})
+
+
+async def test_a_request_cancelled_while_waiting_for_a_slot_is_processed_on_retry() -> None:
+    # An ASGI server cancels the app's task when the client goes away. A delivery
+    # cancelled while it waits for a callback slot must not make its retry a "duplicate".
+    recorder = Recorder()
+    recorder.release.clear()
+    app = asgi_receiver(recorder, signing_key=KEY, max_concurrency=1, busy_timeout=30.0)
+    first = signed(event("E1"))
+    first_headers = {"X-CIO-Timestamp": first[1], "X-CIO-Signature": first[2]}
+    assert (await ASGICall([first[0]], first_headers).run(app))[0] == 200  # the one slot
+    body, ts, sig = signed(event("E2"))
+    headers = {"X-CIO-Timestamp": ts, "X-CIO-Signature": sig}
+    dropped = ASGICall([body], headers)
+    waiting = await started(app(dropped.scope, dropped.receive, dropped.send))
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert dropped.sent == []  # no answer went out
+    retry = ASGICall([body], headers)
+    retried = await started(app(retry.scope, retry.receive, retry.send))
+    recorder.release.set()
+    await asyncio.wait_for(retried, 5)
+    status, _, reply = retry.answer()
+    assert (status, reply) == (200, {"status": "accepted"})
+    await app.receiver.aclose()
+    assert [e.event_id for e in recorder.events] == ["E1", "E2"]

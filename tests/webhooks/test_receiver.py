@@ -15,7 +15,7 @@ from customerio_async.webhooks import (
     asgi_receiver,
 )
 
-from ._support import KEY, TS, Recorder, event, sign, signed
+from ._support import KEY, TS, Recorder, event, sign, signed, started
 
 
 async def test_receiver_accepts_then_deduplicates() -> None:
@@ -152,3 +152,42 @@ async def test_a_huge_timestamp_is_refused_with_401() -> None:
     response = await receiver.handle(body, stamp, sign(body, stamp))
     assert (response.status, json.loads(response.body)) == (401, {"status": "invalid_timestamp"})
     assert dict(receiver.statistics().rejected_by_reason) == {"invalid_timestamp": 1}
+
+
+async def test_a_delivery_cancelled_while_waiting_for_a_slot_is_forgotten() -> None:
+    # The request of a delivery can be cancelled while it waits for a callback slot (the
+    # sender gave up and the server cancels the handler). Its event must not count as
+    # seen: Customer.io's retry has to run the callback, once.
+    recorder = Recorder()
+    recorder.release.clear()
+    receiver = WebhookReceiver(recorder, signing_key=KEY, max_concurrency=1, busy_timeout=30.0)
+    assert (await receiver.handle(*signed(event("E1")))).status == 200  # takes the one slot
+    request = signed(event("E2"))
+    waiting = await started(receiver.handle(*request))
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    retry = await started(receiver.handle(*request))
+    recorder.release.set()
+    response = await asyncio.wait_for(retry, 5)
+    assert (response.status, json.loads(response.body)) == (200, {"status": "accepted"})
+    await asyncio.wait_for(receiver.join(), 5)
+    assert [e.event_id for e in recorder.events] == ["E1", "E2"]
+    await receiver.aclose()
+
+
+async def test_a_copy_that_arrives_while_the_first_waits_is_passed_on_once() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    receiver = WebhookReceiver(recorder, signing_key=KEY, max_concurrency=1, busy_timeout=30.0)
+    assert (await receiver.handle(*signed(event("E1")))).status == 200
+    request = signed(event("E2"))
+    first = await started(receiver.handle(*request))
+    copy = await started(receiver.handle(*request))  # not seen yet: it waits as well
+    recorder.release.set()
+    answers = [json.loads((await asyncio.wait_for(t, 5)).body) for t in (first, copy)]
+    assert answers == [{"status": "accepted"}, {"status": "duplicate"}]
+    await receiver.aclose()
+    assert [e.event_id for e in recorder.events] == ["E1", "E2"]
+    stats = receiver.statistics()
+    assert (stats.accepted, stats.duplicates, stats.running) == (2, 1, 0)
