@@ -262,6 +262,9 @@ class WebhookReceiver:
         return True
 
     def _start(self, event: WebhookEvent, slots: asyncio.Semaphore) -> WebhookResponse:
+        if self._closed:  # closed while this delivery waited: aclose would not see it
+            slots.release()
+            return self._refuse_closed()
         if self._dedup is not None and not self._dedup.add(event.event_id):
             # Another copy of this event started its callback while this one waited.
             slots.release()

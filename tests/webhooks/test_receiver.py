@@ -191,3 +191,18 @@ async def test_a_copy_that_arrives_while_the_first_waits_is_passed_on_once() -> 
     assert [e.event_id for e in recorder.events] == ["E1", "E2"]
     stats = receiver.statistics()
     assert (stats.accepted, stats.duplicates, stats.running) == (2, 1, 0)
+
+
+async def test_a_delivery_waiting_when_the_receiver_closes_is_refused() -> None:
+    # aclose() waits for the callbacks running when it is called; a delivery still waiting
+    # for a slot must not start one behind its back.
+    recorder = Recorder()
+    recorder.release.clear()
+    receiver = WebhookReceiver(recorder, signing_key=KEY, max_concurrency=1, busy_timeout=30.0)
+    assert (await receiver.handle(*signed(event("E1")))).status == 200
+    waiting = await started(receiver.handle(*signed(event("E2"))))
+    await receiver.aclose(timeout=0.0)  # cancels E1's callback: its slot frees
+    response = await asyncio.wait_for(waiting, 5)
+    assert (response.status, json.loads(response.body)) == (503, {"status": "closed"})
+    assert [e.event_id for e in recorder.events] == ["E1"]
+    assert receiver.statistics().running == 0
