@@ -29,6 +29,7 @@ Example::
 # Unix seconds fit in 64 bits: at most 19 digits. Longer values are not times; they would
 # also overflow the float arithmetic of the age check (and int() refuses 4,300+ digits).
 _MAX_TIMESTAMP_DIGITS = 19
+_TIMESTAMP_LIMIT = 10**_MAX_TIMESTAMP_DIGITS
 
 
 def _missing(header: str) -> WebhookVerificationError:
@@ -39,7 +40,7 @@ def _timestamp_text(timestamp: str | int) -> str:
     """The timestamp exactly as signed, once it is known to be plausible Unix seconds."""
     if isinstance(timestamp, int) and not isinstance(timestamp, bool):
         # Checked as a number: str() of a huge int is slow, and refused past 4,300 digits.
-        text = str(timestamp) if 0 <= timestamp < 10**_MAX_TIMESTAMP_DIGITS else ""
+        text = str(timestamp) if 0 <= timestamp < _TIMESTAMP_LIMIT else ""
     else:
         text = str(timestamp)
     if not (text.isascii() and text.isdigit() and len(text) <= _MAX_TIMESTAMP_DIGITS):
