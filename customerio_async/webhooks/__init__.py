@@ -55,13 +55,8 @@ from .._exceptions import WebhookVerificationError
 from .asgi import ASGIWebhookApp, asgi_receiver
 from .dedup import WebhookDeduplicator
 from .parse import EventData, ObjectType, WebhookEvent, WebhookIdentifiers, parse_event
-from .receiver import (
-    EventCallback,
-    ReceiverStatistics,
-    WebhookReceiver,
-    WebhookResponse,
-    receiver_for,
-)
+from .receiver import EventCallback, ReceiverStatistics, WebhookReceiver, WebhookResponse
+from .receiver import receiver_for as _receiver_for
 from .verify import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 
 if TYPE_CHECKING:
@@ -114,4 +109,4 @@ def aiohttp_handler(
     # Imported here, not above: importing this package must not load aiohttp.web.
     from .aiohttp import make_handler
 
-    return make_handler(receiver_for(target, signing_key, options))
+    return make_handler(_receiver_for(target, signing_key, options))

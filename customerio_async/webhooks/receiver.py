@@ -55,7 +55,7 @@ class WebhookResponse:
     Example::
 
         answer = await receiver.handle(body, timestamp, signature)
-        return Response(answer.body, status=answer.status, media_type=answer.content_type)
+        return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
     """
 
     status: int
