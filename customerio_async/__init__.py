@@ -10,17 +10,17 @@ so pytest would otherwise rewrite this module and add its helper names to the na
 import contextlib as _contextlib
 
 from . import webhooks as webhooks
-from ._app.client import APIClient as APIClient
-from ._app.client import AppStatistics as AppStatistics
-from ._app.client import BroadcastTrigger as BroadcastTrigger
-from ._app.client import SendEmailRequest as SendEmailRequest
-from ._app.client import SendInAppRequest as SendInAppRequest
-from ._app.client import SendInboxMessageRequest as SendInboxMessageRequest
-from ._app.client import SendPushRequest as SendPushRequest
-from ._app.client import SendResult as SendResult
-from ._app.client import SendSMSRequest as SendSMSRequest
-from ._app.client import SendWhatsAppRequest as SendWhatsAppRequest
-from ._app.client import TriggerErrors as TriggerErrors
+from ._app import APIClient as APIClient
+from ._app import AppStatistics as AppStatistics
+from ._app import BroadcastTrigger as BroadcastTrigger
+from ._app import SendEmailRequest as SendEmailRequest
+from ._app import SendInAppRequest as SendInAppRequest
+from ._app import SendInboxMessageRequest as SendInboxMessageRequest
+from ._app import SendPushRequest as SendPushRequest
+from ._app import SendResult as SendResult
+from ._app import SendSMSRequest as SendSMSRequest
+from ._app import SendWhatsAppRequest as SendWhatsAppRequest
+from ._app import TriggerErrors as TriggerErrors
 from ._config import AppRateLimits as AppRateLimits
 from ._config import BatchConfig as BatchConfig
 from ._config import DedupConfig as DedupConfig

@@ -269,6 +269,14 @@ class ServerError(APIStatusError):
 class WebhookVerificationError(CustomerIOError, ValueError):
     """A reporting-webhook request failed verification; do not process it.
 
+    Example::
+
+        try:
+            verify_signature(raw_body, timestamp, signature, SIGNING_KEY)
+        except WebhookVerificationError as exc:
+            logger.info("webhook refused: %s", exc.reason)     # never the body
+            return 401
+
     Attributes:
         reason: From verification, ``"missing_header"``, ``"invalid_timestamp"``,
             ``"bad_signature"``, ``"too_old"`` or ``"too_new"`` (each with its own message);

@@ -66,6 +66,26 @@ class TTLCache(Generic[K, V]):
         if len(data) > self._size:
             data.popitem(last=False)
 
+    def touch(self, key: K) -> None:
+        """Make ``key`` the most recently stored entry, keeping its expiry (no-op if absent)."""
+        if key in self._data:
+            self._data.move_to_end(key)
+
+    def expire(self, now: float) -> None:
+        """Drop the expired entries at the least recently stored end.
+
+        Entries are in expiry order unless :meth:`touch` moved one, so this frees every
+        expired entry up to the first live one: O(1) amortised, never a full scan. An
+        expired entry behind a live one stays until it is looked up or evicted (it already
+        reads as absent).
+        """
+        data = self._data
+        while data:
+            expires, _ = next(iter(data.values()))
+            if expires > now:
+                return
+            data.popitem(last=False)
+
     def pop(self, key: K) -> V | None:
         """Forget ``key``; return its value if it had one (expired or not)."""
         item = self._data.pop(key, None)

@@ -1,8 +1,7 @@
 """The ``aiohttp.web`` adapter of :class:`~customerio_async.webhooks.WebhookReceiver`.
 
-aiohttp is imported only by the transport (``_transport.py``), the fake server
-(``customerio_async.testing``) and this adapter; :mod:`customerio_async.webhooks` imports this
-module lazily, from :func:`~customerio_async.webhooks.aiohttp_handler`, so ASGI users never
+The only module of :mod:`customerio_async.webhooks` that imports aiohttp;
+:func:`~customerio_async.webhooks.aiohttp_handler` imports it lazily, so ASGI users never
 load ``aiohttp.web``.
 """
 
@@ -12,11 +11,13 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookReceiver, WebhookResponse
+from .receiver import WebhookReceiver, WebhookResponse
+from .verify import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 __all__ = ["AiohttpHandler", "make_handler"]
 
 AiohttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+"""An ``aiohttp.web`` request handler."""
 
 _CHUNK = 64 * 1024
 
@@ -30,11 +31,28 @@ def _response(response: WebhookResponse, *, allow: bool = False) -> web.Response
     )
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, streamed (a chunked one cannot exhaust memory); ``None`` when it
+    is larger than ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def make_handler(receiver: WebhookReceiver) -> AiohttpHandler:
     """Return an ``aiohttp.web`` handler that feeds requests to ``receiver``.
 
     A plain coroutine function (not a callable object), so ``add_post`` accepts it without
     aiohttp's "bare functions are deprecated" warning.
+
+    Example::
+
+        app.router.add_post("/webhooks/customerio", make_handler(receiver))
     """
 
     async def handle_customerio_webhook(request: web.Request) -> web.StreamResponse:
@@ -44,15 +62,9 @@ def make_handler(receiver: WebhookReceiver) -> AiohttpHandler:
         declared = request.content_length
         if declared is not None and declared > limit:
             return _response(receiver.reject("too_large"))
-        # Stream the body, so an undeclared (chunked) one cannot exhaust memory either.
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.read(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                return _response(receiver.reject("too_large"))
-            chunks.append(chunk)
-        body = b"".join(chunks)
+        body = await _read_body(request, limit)
+        if body is None:
+            return _response(receiver.reject("too_large"))
         headers = request.headers
         result = await receiver.handle(
             body, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
