@@ -21,16 +21,22 @@ from __future__ import annotations
 import io
 import sys
 import time
-from typing import Literal, TextIO
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
 
 from tqdm import tqdm
 
 __all__ = ["Console", "Progress", "ProgressMode"]
 
 ProgressMode = Literal["bar", "plain", "off"]
-BAR_FORMAT = (
-    "[{bar}] {percentage:5.1f}%  {n:,}/{total:,} lines  {rate_fmt}  ETA {remaining}{postfix}"
+# Widest first: the first one that leaves room for a bar of MIN_BAR columns is drawn, so a
+# narrow terminal loses the counts, then the line numbers, instead of a truncated line.
+BAR_FORMATS = (
+    "[{bar}] {percentage:5.1f}%  {n:,}/{total:,} lines  {rate_fmt}  ETA {remaining}{postfix}",
+    "[{bar}] {percentage:5.1f}%  {n:,}/{total:,} lines  {rate_fmt}  ETA {remaining}",
+    "[{bar}] {percentage:3.0f}% {rate_fmt} ETA {remaining}",
 )
+MIN_BAR = 10
 PLAIN_FORMAT = (
     "progress: {percentage:5.1f}% {n:,}/{total:,} lines, {rate_fmt}, "
     "elapsed {elapsed}, ETA {remaining}{postfix}"
@@ -38,9 +44,29 @@ PLAIN_FORMAT = (
 
 
 class _Bar(tqdm):  # type: ignore[type-arg]  # tqdm is generic over the items it iterates
-    """tqdm without its monitor thread: the import refreshes the bar from its own ticker."""
+    """tqdm without its monitor thread (the import refreshes the bar from its own ticker),
+    whose line format follows the terminal's width."""
 
     monitor_interval = 0
+
+    @property
+    def format_dict(self) -> MutableMapping[str, Any]:
+        """tqdm's figures, with the widest format that fits the terminal."""
+        figures = super().format_dict
+        ncols = figures.get("ncols")
+        if ncols:
+            figures["bar_format"] = _fitting(figures, ncols)
+        return figures
+
+
+def _fitting(figures: MutableMapping[str, Any], ncols: int) -> str:
+    for fmt in BAR_FORMATS:
+        rest = tqdm.format_meter(
+            **{**figures, "bar_format": fmt.replace("{bar}", ""), "ncols": None}
+        )
+        if len(rest) + MIN_BAR <= ncols:
+            return fmt
+    return BAR_FORMATS[-1]
 
 
 class _Discard(io.TextIOBase):
@@ -71,7 +97,7 @@ class Progress:
             dynamic_ncols=True,  # fit the terminal, and follow it when resized
             unit=" ops",
             unit_scale=True,
-            bar_format=BAR_FORMAT,
+            bar_format=BAR_FORMATS[0],
             ascii=self.mode != "bar" or not _utf8(self._err),
         )
         self._last_plain = time.monotonic()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from customerio_async import Outcome, Receipt
 
@@ -137,10 +139,14 @@ class Settler:
 
     # ------------------------------------------------------------------ waiting
 
-    async def changed(self) -> None:
-        """Wait for the next outcome."""
+    def changed(self) -> Coroutine[Any, Any, bool]:
+        """An awaitable for the next outcome.
+
+        The event is cleared *now*, not when the awaitable first runs: an outcome that
+        arrives in between (a task starts a loop iteration later) must not be missed.
+        """
         self._changed.clear()
-        await self._changed.wait()
+        return self._changed.wait()
 
     def abandon_pending(self) -> None:
         """The run is over: what never got an outcome counts as not sent."""
