@@ -114,12 +114,14 @@ def describe(exc: BaseException, origin: str | None = None) -> str:
         return _api_sentence(exc, where)
     if isinstance(exc, ClientStateError):
         return "the Customer.io client stopped unexpectedly"
+    if isinstance(exc, OSError):  # our own files: the checkpoint, the rejects file
+        return f"cannot write {exc.filename or 'a file'}: {(exc.strerror or 'failed').lower()}"
     return "Customer.io could not complete the request"
 
 
 def exit_status(exc: BaseException) -> int:
     """2 for what the user can fix in the command (usage, credentials, reachability), else 1."""
-    if isinstance(exc, (UsageError, ConfigurationError, TransportError)):
+    if isinstance(exc, (UsageError, ConfigurationError, TransportError, OSError)):
         return 2
     if isinstance(exc, (AuthenticationError, PermissionDeniedError)):
         return 2

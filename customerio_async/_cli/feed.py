@@ -95,14 +95,12 @@ class Feeder:
         """Feed the whole file; returns whether it was read to the end (not stopped)."""
         stopped = self.stopper.stopped
         try:
-            while not stopped.is_set():
-                chunk = await self.reader.next_chunk()
-                if not chunk:
-                    return True
+            # Checked before every chunk and every line: a stop ends reading at once.
+            while not stopped.is_set() and (chunk := await self.reader.next_chunk()):
                 for item in chunk:
                     if stopped.is_set() or not await self._feed(cio, item):
                         return False
-            return False
+            return not stopped.is_set()
         finally:
             self.reader.close()
 

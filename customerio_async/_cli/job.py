@@ -169,10 +169,11 @@ class ImportJob:
         try:
             # Fail fast on bad credentials or an unreachable URL, before reading anything.
             info = await first_of(cio.get_region(), self.stopper.stopped)
-        except BaseException as exc:
+        except CustomerIOError as exc:
             await cio.aclose(0)
-            if isinstance(exc, CustomerIOError):
-                raise failure(exc, cio.origin) from exc
+            raise failure(exc, cio.origin) from exc
+        except BaseException:  # cancelled (the caller gave up): close without a drain
+            await cio.aclose(0)
             raise
         if info is not None:
             rate = self.options.rate
@@ -194,7 +195,11 @@ class ImportJob:
             if await self._connect(cio) is None:  # stopped during the credentials check
                 await cio.aclose(0)
                 return self._report(ckpt, complete=False)
-            await self.rejects.open(ckpt)
+            try:
+                await self.rejects.open(ckpt)
+            except BaseException:  # e.g. an unwritable directory: no client left open
+                await cio.aclose(0)
+                raise
             head_start = ckpt.settled_lines(total) if ckpt is not None else 0
             self.console.progress.start(total, head_start)
             complete = await self._feed_all(cio, state, identity, ckpt)

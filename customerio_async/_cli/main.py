@@ -83,7 +83,7 @@ async def _dispatch(args: argparse.Namespace, *, handle_signals: bool) -> int:
         return await _demo(args)
     except CommandError as exc:
         return _fail(console, str(exc), exc.status)
-    except (UsageError, ConfigurationError, CustomerIOError) as exc:
+    except (UsageError, ConfigurationError, CustomerIOError, OSError) as exc:
         return _fail(console, describe(exc), exit_status(exc))
 
 

@@ -57,14 +57,15 @@ class RejectsFile:
             entry["record"] = line.record
         else:
             entry["raw"] = line.raw.decode("utf-8", "replace")
-        if self._fh is not None:
-            self._fh.write(json.dumps(entry, ensure_ascii=False, default=str).encode() + b"\n")
+        assert self._fh is not None, "open() first"
+        self._fh.write(json.dumps(entry, ensure_ascii=False, default=str).encode() + b"\n")
 
     async def sync(self) -> None:
         """Make what was written durable (before a checkpoint that relies on it)."""
-        if self._fh is not None:
-            self._fh.flush()
-            await anyio.to_thread.run_sync(os.fsync, self._fh.fileno())
+        if self._fh is None:  # closed, and synced when it was
+            return
+        self._fh.flush()
+        await anyio.to_thread.run_sync(os.fsync, self._fh.fileno())
 
     async def close(self) -> None:
         """Sync and close."""

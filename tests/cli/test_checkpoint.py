@@ -33,3 +33,13 @@ def test_line_tracker_watermark_is_the_lowest_unsettled_line_minus_one() -> None
         identity="x", format="jsonl", line=3, retry=frozenset({2}), done_above=[[5, 6]]
     )
     assert [n for n in range(1, 9) if resumed.settled(n)] == [1, 3, 5, 6]
+
+
+def test_settled_lines_is_the_head_start_of_a_resume() -> None:
+    ckpt = Checkpoint(
+        identity="x", format="jsonl", line=10, retry=frozenset({3, 12}), done_above=[[15, 20]]
+    )
+    assert ckpt.settled_lines(100) == sum(1 for n in range(1, 101) if ckpt.settled(n)) == 15
+    assert ckpt.settled_lines(17) == 9 + 3  # a file shorter than the checkpoint knew
+    assert not ckpt.nothing_left
+    assert Checkpoint(identity="x", format="jsonl", line=5, complete=True).nothing_left

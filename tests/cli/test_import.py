@@ -272,3 +272,47 @@ async def test_a_repeated_event_id_is_sent_once(
     assert await _cli.run(args(fake, path)) == 0
     assert "delivered   1 (+1 duplicates skipped)" in capsys.readouterr().out
     assert len(fake.operations) == 1
+
+
+async def test_unusable_inputs_are_usage_errors(
+    fake: FakeCustomerIO,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    huge = tmp_path / "huge.csv"
+    huge.write_text("type," + "x" * (csv.field_size_limit() + 1) + "\nidentify\n")
+    assert await _cli.run(args(fake, huge)) == 2
+    assert "cannot read the CSV header" in capsys.readouterr().err
+
+    path = write_jsonl(tmp_path / "a.jsonl", mixed(3))
+
+    def unreadable(_: Path) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("customerio_async._cli.readers.file_identity", unreadable)
+    assert await _cli.run(args(fake, path)) == 2
+    assert "cannot read " + str(path) + ": Permission denied" in capsys.readouterr().err
+
+
+async def test_an_unwritable_rejects_file_is_one_line_and_closes_the_client(
+    fake: FakeCustomerIO, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", mixed(3))
+    rejects = tmp_path / "no-such-dir" / "rejects.jsonl"
+    assert await _cli.run(args(fake, path, "--rejects", str(rejects))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("customerio-async: error: cannot write ")
+    assert err[-1].endswith(": no such file or directory")
+
+
+async def test_garbled_earlier_rejects_are_dropped_on_resume(
+    fake: FakeCustomerIO, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "g.jsonl", ['{"type": "nope", "id": "1"}', *mixed(2)])
+    assert await _cli.run(args(fake, path)) == 1
+    rejects = path.with_name(path.name + ".rejects.jsonl")
+    rejects.write_text(rejects.read_text() + "not json\n" + '{"no_line": 1}\n')
+    assert await _cli.run(args(fake, path)) == 0
+    assert "+1 from earlier runs" in capsys.readouterr().out
+    assert [r["line"] for r in rejects_of(path)] == [1]

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from customerio_async import _cli
@@ -211,5 +212,31 @@ async def test_a_stop_during_the_credentials_check(fake: FakeCustomerIO, tmp_pat
     await fake.wait_for_arrivals(1, timeout=WAIT)
     job.request_stop("SIGTERM")
     assert await asyncio.wait_for(run, WAIT) == 143
+    assert job.stopped_by == "SIGTERM"
     assert fake.operations == []
     assert job.counts.read == 0
+    job.request_stop("SIGTERM")  # after the run, and a third time: harmless
+    job.request_stop("SIGTERM")
+
+
+async def test_cancelling_the_job_during_the_credentials_check_closes_the_client(
+    fake: FakeCustomerIO, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "events.jsonl", events(10))
+    fake.add_fault(Fault(delay=600, match="/accounts/region"))
+    options = ImportOptions(
+        path=path,
+        format="jsonl",
+        checkpoint=tmp_path / "c.ckpt",
+        rejects=tmp_path / "r.jsonl",
+        site_id="fake-site",
+        api_key="fake-key",
+        track_url=fake.url,
+        progress=False,
+    )
+    run = asyncio.ensure_future(ImportJob(options).run())
+    await fake.wait_for_arrivals(1, timeout=WAIT)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    # Nothing left open: warnings are errors in this suite, so an unclosed session would fail.
