@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from customerio_async._cli.checkpoint import Checkpoint
+from customerio_async._cli.job import ImportOptions
 from customerio_async.testing import AppliedOperation, FakeCustomerIO, Fault
 
 CREDS = ["--site-id", "fake-site", "--api-key", "fake-key"]
@@ -106,3 +107,21 @@ def check_exactly_once(
     ids2 = {line_of(op): op.body["id"] for op in second if op.action == "event"}
     assert all(ids1[n] == ids2[n] for n in twice if n in ids1)
     assert len(set(ids1.values()) | set(ids2.values())) == len(set(ids1) | set(ids2))
+
+
+def import_options(fake: FakeCustomerIO, path: Path, name: str, **overrides: Any) -> ImportOptions:
+    """Options for an in-process ``ImportJob`` on ``path`` against ``fake``, no progress;
+    the checkpoint and rejects files are ``name.ckpt`` and ``name.rejects`` beside it."""
+    options = ImportOptions(
+        path=path,
+        format="jsonl",
+        checkpoint=path.with_name(name + ".ckpt"),
+        rejects=path.with_name(name + ".rejects"),
+        site_id="fake-site",
+        api_key="fake-key",
+        track_url=fake.url,
+        progress=False,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return options

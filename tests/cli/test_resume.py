@@ -19,7 +19,7 @@ import pytest
 from customerio_async import _cli
 from customerio_async._cli import job as job_module
 from customerio_async._cli.checkpoint import Checkpoint
-from customerio_async._cli.job import ImportJob, ImportOptions
+from customerio_async._cli.job import ImportJob
 from customerio_async._cli.readers import file_identity
 from customerio_async.testing import FakeCustomerIO, Fault
 
@@ -28,6 +28,7 @@ from ._helpers import (
     blackhole_after,
     check_exactly_once,
     checkpoint_of,
+    import_options,
     line_of,
     mixed,
     write_jsonl,
@@ -78,18 +79,9 @@ async def test_interrupted_import_resumes_and_sends_each_line_once(
 async def test_a_second_interrupt_abandons_the_drain(fake: FakeCustomerIO, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "stuck.jsonl", mixed(30))
     blackhole_after(fake, good_batches=0)
-    options = ImportOptions(
-        path=path,
-        format="jsonl",
-        checkpoint=tmp_path / "stuck.ckpt",
-        rejects=tmp_path / "stuck.rejects",
-        site_id="fake-site",
-        api_key="fake-key",
-        track_url=fake.url,
-        stop_timeout=30.0,
-        progress=False,
-        window=5,  # reading pauses once 5 operations are undecided
-    )
+    options = import_options(
+        fake, path, "stuck", stop_timeout=30.0, window=5
+    )  # window: reading pauses once 5 operations are undecided
     job = ImportJob(options)
     run = asyncio.ensure_future(job.run())
     await fake.wait_for_arrivals(4)
@@ -113,16 +105,7 @@ async def test_dropped_lines_are_retried_by_the_next_run(
     path = write_jsonl(tmp_path / "drops.jsonl", mixed(6))
     # Every batch fails with 503 until the (short) delivery timeout gives up on it.
     fake.add_fault(Fault(status=503, times=1_000_000, match="/api/v2/batch"))
-    options = ImportOptions(
-        path=path,
-        format="jsonl",
-        checkpoint=tmp_path / "drops.ckpt",
-        rejects=tmp_path / "drops.rejects",
-        site_id="fake-site",
-        api_key="fake-key",
-        track_url=fake.url,
-        progress=False,
-    )
+    options = import_options(fake, path, "drops")
     from customerio_async import RetryPolicy
 
     options.retry = RetryPolicy(delivery_timeout=0.3, backoff_base=0.05, backoff_cap=0.1)

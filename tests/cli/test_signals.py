@@ -28,11 +28,11 @@ import pytest_asyncio
 
 from customerio_async import _cli
 from customerio_async._cli.checkpoint import Checkpoint
-from customerio_async._cli.job import ImportJob, ImportOptions
+from customerio_async._cli.job import ImportJob
 from customerio_async._cli.readers import file_identity
 from customerio_async.testing import FakeCustomerIO, Fault
 
-from ._helpers import write_jsonl
+from ._helpers import import_options, write_jsonl
 
 LANES = 4  # BatchConfig.max_concurrent_requests: requests on the wire at most
 BATCH = 50
@@ -197,16 +197,7 @@ async def test_sigterm_exits_143_with_one_line(slow_fake: FakeCustomerIO, tmp_pa
 async def test_a_stop_during_the_credentials_check(fake: FakeCustomerIO, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "events.jsonl", events(10))
     fake.add_fault(Fault(delay=600, match="/accounts/region"))
-    options = ImportOptions(
-        path=path,
-        format="jsonl",
-        checkpoint=tmp_path / "c.ckpt",
-        rejects=tmp_path / "r.jsonl",
-        site_id="fake-site",
-        api_key="fake-key",
-        track_url=fake.url,
-        progress=False,
-    )
+    options = import_options(fake, path, "events")
     job = ImportJob(options)
     run = asyncio.ensure_future(job.run())
     await fake.wait_for_arrivals(1, timeout=WAIT)
@@ -224,16 +215,7 @@ async def test_cancelling_the_job_during_the_credentials_check_closes_the_client
 ) -> None:
     path = write_jsonl(tmp_path / "events.jsonl", events(10))
     fake.add_fault(Fault(delay=600, match="/accounts/region"))
-    options = ImportOptions(
-        path=path,
-        format="jsonl",
-        checkpoint=tmp_path / "c.ckpt",
-        rejects=tmp_path / "r.jsonl",
-        site_id="fake-site",
-        api_key="fake-key",
-        track_url=fake.url,
-        progress=False,
-    )
+    options = import_options(fake, path, "events")
     run = asyncio.ensure_future(ImportJob(options).run())
     await fake.wait_for_arrivals(1, timeout=WAIT)
     run.cancel()
