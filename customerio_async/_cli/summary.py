@@ -38,7 +38,7 @@ def _stopped_line(r: RunResult) -> str:
     return (
         f"{r.stopped_by}: re-run the same command to resume; stopped after {r.elapsed:.1f} s "
         f"with {c.delivered + c.duplicates:,} delivered, {c.failed:,} rejected, "
-        f"{c.dropped:,} dropped and {c.unsent:,} unconfirmed (sent again on resume); "
+        f"{c.dropped:,} dropped and {c.unsent:,} not confirmed (sent on resume); "
         f"checkpoint at line {r.watermark:,} in {r.checkpoint}"
     )
 

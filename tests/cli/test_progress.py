@@ -150,26 +150,3 @@ def test_a_terminal_too_narrow_for_any_format_gets_the_narrowest() -> None:
     figures = {"n": 5, "total": 10, "elapsed": 1.0, "unit": " ops", "rate": None, "postfix": ""}
     assert _fitting(figures, 12) == BAR_FORMATS[-1]
     assert _fitting(figures, 200) == BAR_FORMATS[0]
-
-
-def test_an_unconfirmed_line_in_a_finished_run_is_named_and_fails() -> None:
-    from customerio_async._cli.settle import Counts
-    from customerio_async._cli.summary import RunResult, report
-
-    out = io.StringIO()
-    counts = Counts(read=3, sent=3, delivered=2, unsent=1)
-    result = RunResult(
-        path=Path("f.jsonl"),
-        checkpoint=Path("f.jsonl.checkpoint"),
-        rejects=Path("f.jsonl.rejects.jsonl"),
-        counts=counts,
-        elapsed=0.0,
-        watermark=2,
-        earlier_rejects=0,
-        complete=True,
-        stopped_by=None,
-        nothing_left_before=False,
-    )
-    assert report(Console(out, io.StringIO()), result) == 1
-    assert "unconfirmed 1 (in flight at the end: the next run resends them)" in out.getvalue()
-    assert "(0 ops/s)" in out.getvalue()
