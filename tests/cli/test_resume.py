@@ -33,6 +33,7 @@ from ._helpers import (
     mixed,
     write_jsonl,
 )
+from .conftest import Spawn
 
 
 async def test_interrupted_import_resumes_and_sends_each_line_once(
@@ -123,7 +124,7 @@ async def test_dropped_lines_are_retried_by_the_next_run(
 
 
 async def test_subprocess_import_killed_with_sigterm_then_resumed(
-    fake: FakeCustomerIO, tmp_path: Path
+    fake: FakeCustomerIO, tmp_path: Path, spawn: Spawn
 ) -> None:
     """The real entry point: ``python -m customerio_async import``, SIGTERM, re-run."""
     total = 200
@@ -143,14 +144,12 @@ async def test_subprocess_import_killed_with_sigterm_then_resumed(
         "--drain-timeout",
         "0.3",
     ]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    proc = await spawn(*argv, env=env)
     try:
-        await fake.wait_for_arrivals(8, timeout=15)
+        await fake.wait_for_arrivals(8, timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
-    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 143, err.decode()
     assert b"SIGTERM: re-run the same command to resume" in out
     ckpt = Checkpoint.load(path.with_name(path.name + ".checkpoint"), file_identity(path), "jsonl")
@@ -160,10 +159,8 @@ async def test_subprocess_import_killed_with_sigterm_then_resumed(
     first = list(fake.operations)
     fake.clear()
 
-    proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 15)
+    proc = await spawn(*argv, env=env)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     assert b"resuming from" in err
     assert b"skipped" in out

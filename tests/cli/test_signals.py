@@ -33,6 +33,7 @@ from customerio_async._cli.readers import file_identity
 from customerio_async.testing import FakeCustomerIO, Fault
 
 from ._helpers import import_options, write_jsonl
+from .conftest import Spawn
 
 LANES = 4  # BatchConfig.max_concurrent_requests: requests on the wire at most
 BATCH = 50
@@ -59,9 +60,11 @@ async def slow_fake() -> AsyncIterator[FakeCustomerIO]:
         yield fake
 
 
-async def start_import(fake: FakeCustomerIO, path: Path, *extra: str) -> asyncio.subprocess.Process:
+async def start_import(
+    spawn: Spawn, fake: FakeCustomerIO, path: Path, *extra: str
+) -> asyncio.subprocess.Process:
     env = {**os.environ, "CUSTOMERIO_SITE_ID": "fake-site", "CUSTOMERIO_API_KEY": "fake-key"}
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable,
         "-m",
         "customerio_async",
@@ -74,8 +77,6 @@ async def start_import(fake: FakeCustomerIO, path: Path, *extra: str) -> asyncio
         "--no-progress",
         *extra,
         env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
 
 
@@ -115,11 +116,11 @@ async def resume_and_check_exactly_once(
 
 
 async def test_first_sigint_stops_at_once_and_drains_only_what_is_on_the_wire(
-    slow_fake: FakeCustomerIO, tmp_path: Path
+    slow_fake: FakeCustomerIO, tmp_path: Path, spawn: Spawn
 ) -> None:
     fake = slow_fake
     path = write_jsonl(tmp_path / "events.jsonl", events(LINES))
-    proc = await start_import(fake, path)
+    proc = await start_import(spawn, fake, path)
     try:
         await fake.wait_for_operations(4 * BATCH, timeout=WAIT)
         at_signal = len(fake.operations)
@@ -143,13 +144,13 @@ async def test_first_sigint_stops_at_once_and_drains_only_what_is_on_the_wire(
 
 
 async def test_second_sigint_stops_immediately_even_with_requests_stalled(
-    fake: FakeCustomerIO, tmp_path: Path
+    fake: FakeCustomerIO, tmp_path: Path, spawn: Spawn
 ) -> None:
     path = write_jsonl(tmp_path / "events.jsonl", events(LINES))
     # Three batches pass; every later one stalls for 10 minutes on the wire.
     fake.add_fault(Fault(times=3, match="/api/v2/batch"))
     fake.add_fault(Fault(delay=600, times=1_000_000, match="/api/v2/batch"))
-    proc = await start_import(fake, path, "--stop-timeout", "600", "--rate", "0")
+    proc = await start_import(spawn, fake, path, "--stop-timeout", "600", "--rate", "0")
     assert proc.stderr is not None
     try:
         await fake.wait_for_arrivals(1 + 3 + LANES, timeout=WAIT)  # region, 3 good, stalled
@@ -178,10 +179,12 @@ async def test_second_sigint_stops_immediately_even_with_requests_stalled(
     assert sorted(first + lines_of(fake)) == list(range(1, LINES + 1))
 
 
-async def test_sigterm_exits_143_with_one_line(slow_fake: FakeCustomerIO, tmp_path: Path) -> None:
+async def test_sigterm_exits_143_with_one_line(
+    slow_fake: FakeCustomerIO, tmp_path: Path, spawn: Spawn
+) -> None:
     fake = slow_fake
     path = write_jsonl(tmp_path / "events.jsonl", events(LINES))
-    proc = await start_import(fake, path)
+    proc = await start_import(spawn, fake, path)
     try:
         await fake.wait_for_operations(BATCH, timeout=WAIT)
     finally:
