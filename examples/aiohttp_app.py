@@ -11,7 +11,14 @@ Run it against an in-process fake Customer.io, then poke it::
 
     python examples/aiohttp_app.py --fake --port 8080
     curl -X POST localhost:8080/signup -d '{"user_id": "42", "email": "ada@example.com"}'
-    curl localhost:8080/metrics | grep customerio_operations_total
+    curl -X POST localhost:8080/orders -d '{"user_id": "42", "total": 9}'
+    curl -s localhost:8080/metrics | grep 'customerio_operations_total{outcome="delivered"'
+
+``/signup`` answers 202 at once: its two operations are buffered and leave with the next
+batch (within ``linger``, 0.5 s by default), so a ``/metrics`` right after it may still say
+0 delivered. ``/orders`` uses ``wait=True``: it answers once Customer.io accepted the event,
+and the person's earlier operations travel in the same batch (or an earlier one), so the
+metrics line then reads 3.0.
 
 Against Customer.io: set ``CUSTOMERIO_SITE_ID``, ``CUSTOMERIO_API_KEY`` and
 ``CUSTOMERIO_WEBHOOK_SIGNING_KEY`` and drop ``--fake``.

@@ -75,6 +75,10 @@ async def test_aiohttp_app_recipe() -> None:
             async with http.post(f"{base}/orders", json={"user_id": "42", "total": 9}) as r:
                 assert r.status == 200
                 assert (await r.json()) == {"delivered": True}
+            # The docstring's promise: once wait=True returned, the signup's operations
+            # (same person, so the same lane) are delivered too, without waiting for linger.
+            async with http.get(f"{base}/healthz") as r:
+                assert (await r.json())["delivered"] == 3
             await fake.wait_for_operations(3)
             assert fake.people()["id:42"]["email"] == "a@b.co"
             async with http.get(f"{base}/metrics") as r:

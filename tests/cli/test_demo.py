@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from customerio_async import _cli
 from customerio_async.__main__ import main
 
 
@@ -19,3 +20,8 @@ def test_cli_requires_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+async def test_demo_through_run(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await _cli.run(["demo", "--people", "5"]) == 0
+    assert "operations applied by the fake server" in capsys.readouterr().out
