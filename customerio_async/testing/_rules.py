@@ -37,9 +37,11 @@ MAX_SEGMENT_IDS: Final = 1000
 # §3.3: the contract (TS) only says "/entity < 32 KB", "/batch < 500 KB" and "each operation
 # <= 32 KB". The fake reads "KB" as 1024 bytes and allows a body of exactly the constant
 # (larger is rejected). The SDK keeps its own, lower limits and stays below both readings.
-MAX_ENTITY_BYTES: Final = 32_768
-MAX_BATCH_BYTES: Final = 524_288
-MAX_OP_BYTES: Final = 32_768
+# The Pipelines limits (_rules_pipelines) are read the same way.
+KB: Final = 1024
+MAX_ENTITY_BYTES: Final = 32 * KB  # 32,768
+MAX_BATCH_BYTES: Final = 500 * KB  # 512,000
+MAX_OP_BYTES: Final = 32 * KB  # 32,768
 
 # Reserved identify keys whose values are structures, not attribute values, so the
 # 1000-byte value limit does not apply to them (§2.1).
@@ -80,10 +82,6 @@ MERGE_IDENTIFIER_KEYS: Final = ("id", "email", "cio_id")
 SEGMENT_ID_TYPES: Final = ("id", "email", "cio_id")
 V1_EVENT_TYPES: Final = ("event", "page", "screen")
 DELIVERY_EVENT_NAMES: Final = ("opened", "converted", "delivered")
-# Union of the per-channel ``metric`` enums of ``POST /api/v1/metrics`` (TS).
-DELIVERY_METRICS: Final = frozenset(
-    {"bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"}
-)
 
 # Crockford base32 without I, L, O, U; the first character is 0-7 because a ULID is 128 bits.
 _ULID: Final = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
@@ -457,16 +455,6 @@ def check_segment_request(body: Mapping[str, Any], id_type: str) -> list[str]:
     if not all(isinstance(entry, str) for entry in ids):
         _fail("ids must be strings", field="ids")
     return ids
-
-
-def check_metric(body: Mapping[str, Any]) -> str:
-    """Validate ``POST /api/v1/metrics``: ``delivery_id`` and a known ``metric``."""
-    delivery_id = _require_string(body, "delivery_id", field="delivery_id")
-    if body.get("metric") not in DELIVERY_METRICS:
-        _fail("metric must be a known delivery metric", field="metric")
-    if "timestamp" in body:
-        check_timestamp(body["timestamp"], field="timestamp")
-    return delivery_id
 
 
 # --------------------------------------------------------------------------- v2 operations
