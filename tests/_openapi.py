@@ -41,6 +41,7 @@ __all__ = [
     "PIPELINES_SPEC_PATH",
     "SPEC_PATCHES",
     "SPEC_PATH",
+    "TRACK_EXTRA_SPEC_PATCHES",
     "VENDOR_DOCUMENT_MARKER",
     "BodyValidator",
     "Spec",
@@ -57,6 +58,7 @@ __all__ = [
     "is_unix_seconds",
     "load_app_contract",
     "load_contract",
+    "load_track_extra_contract",
     "require_document",
 ]
 
@@ -532,3 +534,28 @@ APP_SPEC_PATCHES: tuple[Callable[[Spec], None], ...] = (
 def load_app_contract() -> BodyValidator:
     """The document with every :data:`APP_SPEC_PATCHES` applied; built once per process."""
     return build_contract(APP_SPEC_PATCHES)
+
+
+# ----------------------------------------------------------------------------- Track extras
+# The fake's routes that the SDK does not call yet (forms, unsubscribe, metrics, push events)
+# are validated against the same document; the defects THOSE bodies hit are patched here.
+
+
+def patch_metrics_channel_one_of(spec: Spec) -> None:
+    """Contract §8 item 1, at a location the contract does not list: ``POST /api/v1/metrics``
+    is a ``oneOf`` of six per-channel branches (Email, In-app, Push, Slack, SMS, Webhook)
+    that share ``track-metrics`` and differ only in their ``metric`` enums, with no
+    ``additionalProperties: false``; the enums overlap, so ``{"delivery_id": "d",
+    "metric": "opened"}`` is "valid under each of" all six and always fails. Treat it as
+    ``anyOf``: a body is valid when SOME channel accepts it, which is what the fake encodes
+    (``customerio_async/testing/_rules_track_extra.py``, ``METRIC_CHANNELS``)."""
+    _one_of_to_any_of(_body_schema(spec, "/api/v1/metrics", "post"), "metrics oneOf")
+
+
+TRACK_EXTRA_SPEC_PATCHES: tuple[Callable[[Spec], None], ...] = (patch_metrics_channel_one_of,)
+
+
+@lru_cache(maxsize=1)
+def load_track_extra_contract() -> BodyValidator:
+    """The Track document with :data:`TRACK_EXTRA_SPEC_PATCHES` applied; built once."""
+    return build_contract(TRACK_EXTRA_SPEC_PATCHES)
