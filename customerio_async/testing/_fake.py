@@ -617,6 +617,8 @@ class FakeCustomerIO:
         payload: dict[str, Any]
         if envelope == "app":
             payload = {"meta": {"error": violation.message}}
+        elif envelope == "pipelines":
+            payload = {"meta": {"errors": [violation.message]}}
         elif envelope == "v2":
             error = {"reason": violation.reason, "field": violation.field}
             payload = {"errors": [{**error, "message": violation.message}]}

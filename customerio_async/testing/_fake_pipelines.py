@@ -93,7 +93,7 @@ class PipelinesDrop:
         reason: ``"invalid"``, ``"required"``, ``"too_large"`` or ``"unauthorized"``.
         field: The offending field (``""`` for the whole message or request).
         body: The dropped message, or the whole decoded body for a request-level drop
-            (None when it could not be decoded).
+            (None when it could not be decoded into a JSON object).
         request_index: Index of the request in :attr:`FakeCustomerIO.requests`.
         batch_index: The item's position in ``/v1/batch``; None for a single call or a
             request-level drop.
@@ -273,12 +273,17 @@ class FakePipelinesAPI:
         try:
             body = decode_body(call.body, call.headers.get("Content-Encoding"), limit=limit)
         except BodyDecodingError as exc:
-            reason = rules.REASON_TOO_LARGE if exc.status == 413 else rules.REASON_INVALID
-            raise _Refused(RuleViolation(exc.message, reason=reason)) from None
-        if limit == cdp.MAX_BATCH_BYTES:
-            cdp.check_batch_size(len(body))
+            if exc.status != 413:
+                raise _Refused(RuleViolation(exc.message)) from None
+            # Inflated past the limit: the same verdict as a plain body of that size.
+            body = b""
+            size = limit + 1
         else:
-            cdp.check_message_size(len(body))
+            size = len(body)
+        if limit == cdp.MAX_BATCH_BYTES:
+            cdp.check_batch_size(size)
+        else:
+            cdp.check_message_size(size)
         return rules.parse_json_object(body, allow_empty=False)
 
     # ----------------------------------------------------------------------- state
