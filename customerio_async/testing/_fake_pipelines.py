@@ -31,10 +31,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from . import _rules as rules
+from . import _rules_base as rules
 from . import _rules_pipelines as cdp
 from ._http import OK, BodyDecodingError, Call, Reply, Route, decode_body, json_reply
-from ._rules import RuleViolation
+from ._rules_base import RuleViolation
 
 _UNAUTHORIZED: Final = Reply(401)
 _PREFIX: Final = "v1"

@@ -39,7 +39,14 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._rules import KB, REASON_INVALID, REASON_REQUIRED, REASON_TOO_LARGE, RuleViolation, json_size
+from ._rules_base import (
+    KB,
+    REASON_INVALID,
+    REASON_REQUIRED,
+    REASON_TOO_LARGE,
+    RuleViolation,
+    json_size,
+)
 
 MAX_MESSAGE_BYTES: Final = 32 * KB  # 32,768
 MAX_BATCH_BYTES: Final = 500 * KB  # 512,000
