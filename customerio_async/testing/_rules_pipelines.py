@@ -161,14 +161,13 @@ def is_date_time(value: Any) -> bool:
         return False
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     try:
-        # Leap seconds (":60") are legal RFC 3339; validate the rest of the clock.
-        dt.datetime(year, month, day, hour, minute, min(second, 59))
+        # A real calendar date and clock time (no leap second: ":60" is refused, the
+        # stricter reading).
+        dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     offset_hours, offset_minutes = match.group(8), match.group(9)
-    return second <= 60 and (
-        offset_hours is None or (int(offset_hours) < 24 and int(offset_minutes) < 60)
-    )
+    return offset_hours is None or (int(offset_hours) < 24 and int(offset_minutes) < 60)
 
 
 def _type_ok(value: Any, shape: type | _Special) -> bool:

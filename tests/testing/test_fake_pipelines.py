@@ -22,11 +22,18 @@ from _pipelines_openapi import (
     is_rfc3339,
     load_pipelines_contract,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from customerio_async.testing import FakeCustomerIO, Fault, PipelinesDrop, PipelinesMessage
+from customerio_async.testing._rules_base import RuleViolation
 from customerio_async.testing._rules_pipelines import (
+    BATCH_TYPES,
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
+    MESSAGE_TYPES,
+    check_batch_item,
+    check_message,
     is_date_time,
 )
 
@@ -497,6 +504,7 @@ async def test_clear_and_waiting(raw: Raw, fake: FakeCustomerIO) -> None:
         ("2024-02-29T00:00:00Z", True),
         ("2023-02-29T00:00:00Z", False),
         ("2024-05-01T24:00:00Z", False),
+        ("2016-12-31T23:59:60Z", False),
         ("2024-05-01 12:30:00Z", False),
         ("2024-05-01T12:30:00", False),
         ("2024-05-01", False),
@@ -595,3 +603,136 @@ def test_negative_controls_still_fail(contract: BodyValidator) -> None:
             contract.check(track, body, "invalid track")
     with pytest.raises(SpecViolation, match="is not a 'date-time'"):
         contract.check(track, {"userId": "1", "event": "e", "timestamp": "later"}, "bad time")
+
+
+# Messages drawn from the fields the rules look at: half of them from good values only (so
+# accepted ones are well explored), half with bad values mixed in (one bad field is enough to
+# refuse a message).
+
+
+def _message_strategy(spoil: bool) -> st.SearchStrategy[dict[str, Any]]:
+    def pick(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(*[good] * 4, bad) if spoil else good
+
+    ids = pick(st.sampled_from(["42", "anon-1"]), st.sampled_from(["", " ", 7, None]))
+    times = pick(
+        st.sampled_from([WHEN, "2024-05-01T12:30:00+02:00"]),
+        st.sampled_from(["2024-05-01T12:30:00", "yesterday", "2023-02-29T00:00:00Z", 5]),
+    )
+    strings = pick(st.sampled_from(["a", "https://x"]), st.integers(0, 9) | st.none())
+    device = st.fixed_dictionaries(
+        {},
+        optional={
+            "token": pick(st.just("tok"), st.just("")),
+            "type": pick(st.sampled_from(["ios", "android"]), st.just("tv")),
+        },
+    )
+    context = pick(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "ip": strings,
+                "channel": pick(st.sampled_from(["server", "browser"]), st.just("tv")),
+                "device": device,
+                "page": st.fixed_dictionaries(
+                    {}, optional={"keywords": st.lists(strings, max_size=2)}
+                ),
+                "campaign": st.dictionaries(st.sampled_from(["name", "x"]), strings, max_size=2),
+                "library": st.just({"name": "x", "version": "1"}),
+            },
+        ),
+        st.sampled_from([[], "ctx"]),
+    )
+    traits = pick(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "email": pick(st.just("a@b.co"), st.sampled_from(["", 3])),
+                "createdAt": times,
+                "unsubscribed": pick(st.booleans(), st.just("yes")),
+                "object_type_id": pick(st.just("1"), st.just(1)),
+                "plan": st.integers() | st.text(max_size=2),
+                "cio_subscription_preferences": pick(
+                    st.just({"topics": {"topic_1": True}}), st.just({"topics": {"topic_1": "y"}})
+                ),
+            },
+        ),
+        st.sampled_from([[], "t"]),
+    )
+    properties = pick(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "url": strings,
+                "objectId": pick(st.just("o"), st.sampled_from(["", 1])),
+                "objectTypeId": pick(st.integers(0, 9), st.just("1")),
+                "metric": pick(st.just("opened"), st.just("bounced")),
+                "deliveryId": strings,
+                "revenue": st.floats(allow_nan=False) | st.none(),
+            },
+        ),
+        st.sampled_from([[], "p"]),
+    )
+    identity = {
+        "userId": ids,
+        "groupId": ids,
+        "previousId": ids,
+        "event": pick(st.sampled_from(EVENTS), st.sampled_from(["", 7])),
+    }
+    # Good messages always carry what each type requires; spoiled ones may lack anything.
+    return st.fixed_dictionaries(
+        {} if spoil else identity,
+        optional={
+            **(identity if spoil else {}),
+            "anonymousId": ids,
+            "name": strings,
+            "traits": traits,
+            "properties": properties,
+            "context": context,
+            "integrations": st.dictionaries(
+                st.sampled_from(["All", "X"]), pick(st.booleans(), st.just(1)), max_size=2
+            ),
+            "timestamp": times,
+            "sentAt": times,
+            "messageId": pick(st.just("m-1"), st.just(7)),
+            "version": pick(st.sampled_from([1, 1.1]), st.just("1")),
+        },
+    )
+
+
+EVENTS = [
+    "Course Started",
+    "User Deleted",
+    "Device Deleted",
+    "Device Created or Updated",
+    "Relationship Deleted",
+    "Object Deleted",
+    "Report Delivery Event",
+    "User Suppressed",
+]
+messages = _message_strategy(spoil=False) | _message_strategy(spoil=True)
+
+
+@pytest.mark.vendor_document(PIPELINES_SPEC_PATH)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kind=st.sampled_from(MESSAGE_TYPES), message=messages)
+def test_the_rules_accept_only_spec_valid_messages(
+    contract: BodyValidator, kind: str, message: dict[str, Any]
+) -> None:
+    """The fake's hand-written rules against the (patched) vendor document itself: a message
+    the fake would accept, alone or as a batch item, is valid there too."""
+    try:
+        check_message(kind, message)
+    except RuleViolation:
+        pass
+    else:
+        pointer = contract.match("POST", f"/v1/{kind}").body_pointer
+        assert pointer is not None
+        contract.check(pointer, message, f"accepted {kind}")
+    if kind in BATCH_TYPES:
+        item = {**message, "type": kind}
+        try:
+            check_batch_item(item)
+        except RuleViolation:
+            return
+        contract.check(batch_item_pointer(), item, f"accepted batch {kind}")

@@ -8,6 +8,7 @@ marked ``vendor_document``: skipped when it is absent, failed under ``CI=true``)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -434,3 +435,50 @@ def test_the_metric_rules_accept_only_spec_valid_bodies(
     pointer = contract.match("POST", METRICS).body_pointer
     assert pointer is not None
     contract.check(pointer, body, "accepted metric")
+
+
+_values = st.sampled_from(["a", "ada@example.com", "42", ""]) | st.integers(0, 9) | st.none()
+forms = st.fixed_dictionaries(
+    {},
+    optional={
+        "data": st.dictionaries(
+            st.sampled_from(["email", "id", "first_name", "form_name"]), _values, max_size=3
+        )
+        | st.sampled_from([[], "data"])
+    },
+)
+pushes = st.fixed_dictionaries(
+    {},
+    optional={
+        "delivery_id": _values,
+        "device_id": _values,
+        "event": st.sampled_from([*extra_rules.PUSH_EVENTS, "clicked"]),
+        "timestamp": st.integers(0, 10**12) | st.sampled_from(["1", 1.5]),
+    },
+)
+
+
+@pytest.mark.vendor_document(SPEC_PATH)
+@settings(max_examples=300, deadline=None)
+@given(form=forms, push=pushes, flag=st.booleans() | st.none())
+def test_the_form_push_and_unsubscribe_rules_accept_only_spec_valid_bodies(
+    contract: BodyValidator, form: dict[str, Any], push: dict[str, Any], flag: bool | None
+) -> None:
+    """Like the metric property above, for the other three routes' rules."""
+    checks: list[tuple[str, dict[str, Any], Callable[[], object]]] = [
+        (FORM, form, lambda: extra_rules.check_form_submission(form)),
+        (PUSH, push, lambda: extra_rules.check_push_event(push)),
+        (
+            UNSUBSCRIBE,
+            {"unsubscribe": flag},
+            lambda: extra_rules.check_unsubscribe("d", {"unsubscribe": flag}),
+        ),
+    ]
+    for path, body, check in checks:
+        try:
+            check()
+        except RuleViolation:
+            continue
+        pointer = contract.match("POST", path).body_pointer
+        assert pointer is not None
+        contract.check(pointer, body, f"accepted {path}")
