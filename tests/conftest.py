@@ -1,10 +1,13 @@
-"""Shared fixtures: a real FakeCustomerIO on loopback and a client pointed at it."""
+"""Shared fixtures: a real FakeCustomerIO on loopback and a client pointed at it; and the
+skip-or-fail rule for tests that validate against a vendor OpenAPI document."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
+from _openapi import VENDOR_DOCUMENT_MARKER, require_document
 
 from customerio_async import CustomerIO, RetryPolicy
 from customerio_async.testing import FakeCustomerIO
@@ -12,6 +15,22 @@ from customerio_async.testing import FakeCustomerIO
 SITE_ID = "fake-site"
 API_KEY = "fake-key"
 NO_RETRY = RetryPolicy(direct_attempts=1, max_attempts=1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``vendor_document`` marker (``--strict-markers`` is on)."""
+    config.addinivalue_line(
+        "markers",
+        f"{VENDOR_DOCUMENT_MARKER}(path): validates against the vendor OpenAPI document at "
+        "path; skipped when it is absent, failed instead when CI=true (see tests/_openapi.py)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture of a marked test runs (some load the document), require it."""
+    for marker in item.iter_markers(VENDOR_DOCUMENT_MARKER):
+        require_document(marker.args[0])
 
 
 @pytest_asyncio.fixture

@@ -12,14 +12,22 @@ contract quotes it (DOC-ERR), so a client's error parsing sees realistic text.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
-from urllib.parse import unquote
+
+from ._rules_base import KB as KB
+from ._rules_base import REASON_INVALID as REASON_INVALID
+from ._rules_base import REASON_REQUIRED as REASON_REQUIRED
+from ._rules_base import REASON_TOO_LARGE as REASON_TOO_LARGE
+from ._rules_base import REASON_TOO_LONG as REASON_TOO_LONG
+from ._rules_base import RuleViolation as RuleViolation
+from ._rules_base import credentials_match as credentials_match
+from ._rules_base import json_size as json_size
+from ._rules_base import parse_basic_credentials as parse_basic_credentials
+from ._rules_base import parse_json_object as parse_json_object
+from ._rules_base import split_path as split_path
+from ._rules_base import utf8_len as utf8_len
 
 # --------------------------------------------------------------------------- limits
 # §1.4 / §2.1 / §7: identifiers, attribute names and values.
@@ -37,20 +45,15 @@ MAX_SEGMENT_IDS: Final = 1000
 # §3.3: the contract (TS) only says "/entity < 32 KB", "/batch < 500 KB" and "each operation
 # <= 32 KB". The fake reads "KB" as 1024 bytes and allows a body of exactly the constant
 # (larger is rejected). The SDK keeps its own, lower limits and stays below both readings.
-MAX_ENTITY_BYTES: Final = 32_768
-MAX_BATCH_BYTES: Final = 524_288
-MAX_OP_BYTES: Final = 32_768
+# The Pipelines limits (_rules_pipelines) are read the same way.
+MAX_ENTITY_BYTES: Final = 32 * KB  # 32,768
+MAX_BATCH_BYTES: Final = 500 * KB  # 512,000
+MAX_OP_BYTES: Final = 32 * KB  # 32,768
 
 # Reserved identify keys whose values are structures, not attribute values, so the
 # 1000-byte value limit does not apply to them (§2.1).
 STRUCTURAL_ATTRIBUTES: Final = frozenset({"cio_relationships", "cio_subscription_preferences"})
 
-# v2 ``reason`` values the fake uses. The vendor's vocabulary is undocumented (TS only
-# says "string"); these are stable so client tests can assert on them.
-REASON_REQUIRED: Final = "required"
-REASON_INVALID: Final = "invalid"
-REASON_TOO_LONG: Final = "too_long"
-REASON_TOO_LARGE: Final = "too_large"
 
 # §3.1 action matrix.
 V2_ACTIONS: Final[Mapping[str, frozenset[str]]] = {
@@ -80,10 +83,6 @@ MERGE_IDENTIFIER_KEYS: Final = ("id", "email", "cio_id")
 SEGMENT_ID_TYPES: Final = ("id", "email", "cio_id")
 V1_EVENT_TYPES: Final = ("event", "page", "screen")
 DELIVERY_EVENT_NAMES: Final = ("opened", "converted", "delivered")
-# Union of the per-channel ``metric`` enums of ``POST /api/v1/metrics`` (TS).
-DELIVERY_METRICS: Final = frozenset(
-    {"bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"}
-)
 
 # Crockford base32 without I, L, O, U; the first character is 0-7 because a ULID is 128 bits.
 _ULID: Final = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
@@ -91,146 +90,8 @@ _OBJECT_TYPE_ID: Final = re.compile(r"[1-9][0-9]*")
 _SEGMENT_ID: Final = re.compile(r"[1-9][0-9]*")
 
 
-class RuleViolation(Exception):
-    """A request (or one batch operation) breaks a contract rule.
-
-    Attributes:
-        message: Human-readable text, vendor wording where the contract quotes it.
-        field: The offending field (v2 ``field``); ``""`` when the whole body is at fault.
-        reason: A short machine-readable cause (v2 ``reason``).
-        status: The HTTP status when this fails a whole request (400, or 413 for size).
-    """
-
-    def __init__(
-        self, message: str, *, field: str = "", reason: str = REASON_INVALID, status: int = 400
-    ) -> None:
-        """Create the violation; see the class docstring for the fields."""
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.reason = reason
-        self.status = status
-
-
 def _fail(message: str, *, field: str = "", reason: str = REASON_INVALID) -> NoReturn:
     raise RuleViolation(message, field=field, reason=reason)
-
-
-# --------------------------------------------------------------------------- encoding helpers
-
-
-def utf8_len(text: str) -> int:
-    """Return the UTF-8 byte length of ``text`` (lone surrogates count as 3 bytes)."""
-    # JSON may carry "\ud800" escapes; surrogatepass measures them instead of crashing.
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def json_size(value: Any) -> int:
-    """Return the byte size of ``value`` as compact JSON (no spaces, UTF-8, non-ASCII kept).
-
-    This is the smallest faithful encoding, so measuring it never rejects a value that
-    the client could have sent within the limit.
-    """
-    return utf8_len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-
-
-def _reject_constant(name: str) -> NoReturn:
-    # Python's json accepts NaN/Infinity; real JSON (and the real service) does not.
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json_object(body: bytes, *, allow_empty: bool) -> dict[str, Any]:
-    """Parse a request body that must be a JSON object.
-
-    Args:
-        body: The raw request body.
-        allow_empty: Treat an empty (or all-whitespace) body as ``{}``. True for the
-            bodyless endpoints (DELETE, suppress, unsuppress), which some SDKs call with
-            no body and others with ``{}`` (§1.3).
-
-    Returns:
-        The decoded object.
-
-    Raises:
-        RuleViolation: The body is missing, is not strict JSON, or is not an object.
-    """
-    if not body.strip():
-        if allow_empty:
-            return {}
-        _fail("request body must be a JSON object", reason=REASON_REQUIRED)
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        _fail("request body is not valid JSON")
-    if not isinstance(value, dict):
-        _fail("request body must be a JSON object")
-    return value
-
-
-# --------------------------------------------------------------------------- auth and paths
-
-
-def _b64decode(token: str, altchars: bytes | None) -> bytes | None:
-    try:
-        return base64.b64decode(token, altchars=altchars, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def parse_basic_credentials(header: str | None) -> tuple[str, str] | None:
-    """Decode an ``Authorization: Basic`` header into ``(username, password)``.
-
-    The standard base64 alphabet is tried first, then the URL-safe one, because the
-    official Go SDK encodes with ``-``/``_`` (§1.2).
-
-    Args:
-        header: The raw header value, or None when absent.
-
-    Returns:
-        The credentials, or None when the header is absent or malformed.
-    """
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "basic" or not token:
-        return None
-    raw = _b64decode(token, None)
-    if raw is None:
-        raw = _b64decode(token, b"-_")
-    if raw is None:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    username, colon, password = text.partition(":")
-    if not colon:
-        return None
-    return username, password
-
-
-def credentials_match(header: str | None, username: str, password: str) -> bool:
-    """Return True when ``header`` carries exactly ``username:password`` as Basic auth."""
-    credentials = parse_basic_credentials(header)
-    if credentials is None:
-        return False
-    # Compare both halves in constant time so the fake is not a timing oracle either.
-    user_ok = hmac.compare_digest(credentials[0].encode(), username.encode())
-    password_ok = hmac.compare_digest(credentials[1].encode(), password.encode())
-    return user_ok and password_ok
-
-
-def split_path(raw_path: str) -> tuple[str, ...]:
-    """Split a raw (still percent-encoded) path into decoded segments.
-
-    The leading ``/`` is dropped, the rest is split on ``/`` and only then is each
-    segment percent-decoded, so ``%2F`` stays inside its segment and ``%40`` equals
-    ``@`` (§1.4, §9 rule 1). ``"/api/v1/customers/a%2Fb"`` gives
-    ``("api", "v1", "customers", "a/b")``.
-    """
-    trimmed = raw_path[1:] if raw_path.startswith("/") else raw_path
-    return tuple(unquote(segment) for segment in trimmed.split("/"))
 
 
 # --------------------------------------------------------------------------- scalar rules
@@ -457,16 +318,6 @@ def check_segment_request(body: Mapping[str, Any], id_type: str) -> list[str]:
     if not all(isinstance(entry, str) for entry in ids):
         _fail("ids must be strings", field="ids")
     return ids
-
-
-def check_metric(body: Mapping[str, Any]) -> str:
-    """Validate ``POST /api/v1/metrics``: ``delivery_id`` and a known ``metric``."""
-    delivery_id = _require_string(body, "delivery_id", field="delivery_id")
-    if body.get("metric") not in DELIVERY_METRICS:
-        _fail("metric must be a known delivery metric", field="metric")
-    if "timestamp" in body:
-        check_timestamp(body["timestamp"], field="timestamp")
-    return delivery_id
 
 
 # --------------------------------------------------------------------------- v2 operations

@@ -1,0 +1,1 @@
+"""Tests of ``customerio_async.testing`` (the fake server) over real loopback HTTP."""
