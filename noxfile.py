@@ -36,7 +36,15 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    _layers(session)
     _tests(session)
+
+
+def _layers(session: nox.Session) -> None:
+    # The import layers and contracts of pyproject.toml (docs/architecture.md), and
+    # declared dependencies == used dependencies.
+    session.run("lint-imports")
+    session.run("deptry", ".")
 
 
 @nox.session(python=PYTHONS)
@@ -48,9 +56,10 @@ def tests_matrix(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (with the ASYNC rules) and the formatter check."""
-    session.install("ruff>=0.6")
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    _layers(session)
 
 
 @nox.session

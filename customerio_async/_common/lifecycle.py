@@ -8,12 +8,29 @@ cannot be reopened: create a new one instead.
 from __future__ import annotations
 
 import enum
+import os
 from types import TracebackType
 from typing import NoReturn, TypeVar
 
 from .._exceptions import ClientStateError
 
-__all__ = ["SingleUseClient", "State"]
+__all__ = ["SingleUseClient", "State", "fork_count"]
+
+_forks = [0]
+
+
+def _count_fork() -> None:
+    _forks[0] += 1
+
+
+# A forked child inherits open clients (sockets, buffered operations); a counter bumped in
+# the child lets every call notice that without a system call per operation.
+os.register_at_fork(after_in_child=_count_fork)
+
+
+def fork_count() -> int:
+    """How many times this process has been forked into (0 in the original process)."""
+    return _forks[0]
 
 
 class State(enum.Enum):

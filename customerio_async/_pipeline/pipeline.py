@@ -33,7 +33,8 @@ from .._http.accounting import AccountingLayer
 from .._http.gate import Gate
 from .._http.messages import HTTPHandler
 from .._http.retry import RetryCounters
-from .batch import DONE, HELD, MERGED, OPEN, READY, Batch
+from .batch import DONE, HELD, OPEN, READY, Batch
+from .batches import BatchKeeper
 from .buffer import Buffer
 from .dispatch import Dispatcher
 from .ledger import Ledger
@@ -49,7 +50,7 @@ _running_loop = asyncio.get_running_loop
 _BUFFER_FULL = Outcome("dropped", "buffer_full", "send buffer full")
 
 
-class Pipeline:
+class Pipeline(BatchKeeper):
     """The batching send pipeline behind a batched client (see the module docstring).
 
     Args:
@@ -205,11 +206,8 @@ class Pipeline:
                 # Its batch is sealed or full: the one that waits for it, if that has room
                 # (the usual case under load), else the general rules.
                 nxt = batch.next
-                if nxt is not None and nxt.accepting and nxt.count < max_ops:
-                    if nxt.size + size < max_bytes:
-                        batch = owner[key] = nxt
-                    else:
-                        batch = self._ordering.place(op, size)
+                if nxt and nxt.accepting and nxt.count < max_ops and nxt.size + size < max_bytes:
+                    batch = owner[key] = nxt
                 else:
                     batch = self._ordering.place(op, size)
         elif key is None and op.single is None and not op.more_keys:
@@ -316,185 +314,6 @@ class Pipeline:
         self._ledger.drop_early(end - start, evicted, batch.epoch, receipts)
         if end == batch.count:
             self._finish(batch, evicted, None)
-
-    # ------------------------------------------------------------------ batches
-
-    def _new_batch(self, state: str) -> Batch:
-        batch = Batch(self, state, self._empty, self._clock(), self._ledger.epoch)
-        if self._keep:
-            batch.receipts = []
-        self._live[batch] = None
-        self._ledger.epoch.batches += 1
-        return batch
-
-    def _new_held(self) -> Batch:
-        return self._new_batch(HELD)
-
-    def _open_with_room(self, size: int) -> Batch:
-        """The open batch, if it takes ``size`` more bytes; else a new one (the full one is
-        sealed and queued)."""
-        batch = self._open
-        if batch is not None:
-            if batch.count < self._max_ops and batch.size + size < self._max_bytes:
-                return batch
-            self._seal_and_queue(batch)
-        batch = self._open = self._new_batch(OPEN)
-        self._linger(batch)
-        return batch
-
-    def _linger(self, batch: Batch) -> None:
-        assert self.loop is not None
-        assert self._dispatch is not None
-        due = batch.first_at + self._cfg.linger
-        if batch.urgent or due <= self._clock():
-            self._dispatch.want(batch)
-        else:
-            batch.timer = self.loop.call_at(due, self._linger_over, batch)
-
-    def _linger_over(self, batch: Batch) -> None:
-        batch.timer = None
-        if batch.state is OPEN:
-            assert self._dispatch is not None
-            self._dispatch.want(batch)
-
-    def _seal(self, batch: Batch) -> None:
-        """An open batch takes no more operations (it is about to be sent)."""
-        if batch is self._open:
-            self._open = None
-        if batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
-        batch.state = READY
-        batch.accepting = False
-
-    def _seal_and_queue(self, batch: Batch) -> None:
-        assert self._dispatch is not None
-        self._seal(batch)
-        self._dispatch.want(batch)
-
-    def _release(self, batch: Batch) -> None:
-        """A held batch's predecessors are all decided: merge it into the open batch, make
-        it the open batch, or send it as it is."""
-        assert self._dispatch is not None
-        if self._state is _CLOSED:
-            return
-        current = self._ledger.epoch
-        if batch.single is None and batch.evicted == 0 and batch.epoch is current:
-            into = self._open
-            if into is None:
-                batch.state = OPEN
-                batch.accepting = True
-                self._open = batch
-                self._linger(batch)
-                return
-            grown = into.size + batch.size - self._empty
-            if into.count + batch.count <= self._max_ops and grown <= self._max_bytes:
-                self._merge(batch, into)
-                return
-        batch.state = READY
-        batch.accepting = False
-        self._dispatch.want(batch)
-
-    def _merge(self, batch: Batch, into: Batch) -> None:
-        assert self._dispatch is not None
-        batch.state = MERGED
-        batch.accepting = False
-        batch.forward = into
-        batch.offset = into.count
-        into.parts.extend(batch.parts)
-        into.size += batch.size - self._empty
-        into.count += batch.count
-        into.first_at = min(into.first_at, batch.first_at)
-        if batch.receipts is not None and into.receipts is not None:
-            into.receipts.extend(batch.receipts)
-            into.mirrors = [*(into.mirrors or ()), *(batch.mirrors or ())]
-        into.merged = [*(into.merged or ()), batch]
-        if batch.dependents:
-            for dependent in batch.dependents:
-                dependent.waits_for = [into if b is batch else b for b in dependent.waits_for or ()]
-            into.dependents = [*(into.dependents or ()), *batch.dependents]
-        batch.parts = []
-        del self._live[batch]
-        batch.epoch.batches -= 1  # its operations settle with `into`
-        if batch.urgent:
-            into.urgent = True
-        if into.urgent or into.count >= self._max_ops:
-            self._dispatch.want(into)
-
-    # ------------------------------------------------------------------ outcomes
-
-    def _finish(
-        self, batch: Batch, outcome: Outcome, exceptions: dict[int, Outcome] | None
-    ) -> None:
-        """Decide every operation of ``batch`` (exactly once)."""
-        if batch.state is DONE or batch.state is MERGED:
-            return
-        if batch is self._open:
-            self._open = None
-        if batch.timer is not None:
-            batch.timer.cancel()
-            batch.timer = None
-        if exceptions:
-            batch.exceptions = {**exceptions, **(batch.exceptions or {})}
-        batch.outcome = outcome
-        batch.state = DONE
-        batch.accepting = False
-        del self._live[batch]
-        self._ledger.settle(batch)
-        kept = batch.parts[batch.evicted :]
-        self._buffer.release(batch.count - batch.evicted, sum(len(p) for p in kept))
-        batch.parts = []
-        batch.receipts = None
-        for resolved in (batch, *(batch.merged or ())):
-            if resolved.future is not None and not resolved.future.done():
-                resolved.future.set_result(None)
-        for dependent in batch.dependents or ():
-            dependent.deps -= 1
-            if dependent.deps == 0 and dependent.state is HELD:
-                self._release(dependent)
-        batch.dependents = None
-        if not self._live:
-            # Nothing undecided: every key is free. Forgetting them all at once keeps an
-            # idle client from holding one entry per person it ever saw.
-            self._owner.clear()
-            if self._drained is not None:
-                self._drained.set()
-        else:
-            self._ordering.sweep()
-
-    # ------------------------------------------------------------------ waiting
-
-    def waiter(self, batch: Batch) -> asyncio.Future[None]:
-        """A future resolved when ``batch`` is decided; someone waits, so it goes now."""
-        assert self.loop is not None
-        if batch.future is None:
-            batch.future = self.loop.create_future()
-            if batch.state is DONE:
-                batch.future.set_result(None)
-        self._hurry(batch)
-        return batch.future
-
-    def _hurry(self, batch: Batch) -> None:
-        """No linger for ``batch`` or anything it waits for."""
-        if batch.urgent or batch.state is DONE:
-            return
-        batch.urgent = True
-        assert self._dispatch is not None
-        if batch.state is OPEN:
-            self._dispatch.want(batch)
-        for before in batch.waits_for or ():
-            self._hurry(before.root())
-
-    def _hurry_all(self) -> None:
-        """Flush and close: every undecided batch goes without lingering and takes no new
-        operations (so each flush window's operations stay in batches of their own)."""
-        assert self._dispatch is not None
-        self._open = None
-        for batch in self._live:
-            batch.urgent = True
-            batch.accepting = False
-            if batch.state is OPEN:
-                self._dispatch.want(batch)
 
     # ------------------------------------------------------------------ flush / close
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from .._common.wire import dumps, to_timestamp
-from .._config import MAX_OP_BYTES
-from .._exceptions import LimitExceededError, ValidationError
+from .._common.wire import to_timestamp
+from .._exceptions import ValidationError
 from .._identifiers import (
     IdentifierLike,
     OrderingKey,
@@ -21,24 +20,10 @@ from .._identifiers import (
     person_ref,
 )
 from .calls import event_id
-from .operations import Operation
+from .operations import Operation, sized
 from .validation import check_attributes, check_event_data, check_event_name, check_platform
 
-__all__ = ["Delivery", "Object", "Person", "object_relationship", "sized"]
-
-
-def sized(v2: dict[str, Any], field: str) -> bytes:
-    """Serialise a v2 operation; refuse it over 32,000 bytes (the per-operation limit of
-    ``/api/v2/batch`` and ``/api/v2/entity``)."""
-    data = dumps(v2, field=field)
-    if len(data) > MAX_OP_BYTES:
-        raise LimitExceededError(
-            f"{field} operation is {len(data)} bytes; the limit is {MAX_OP_BYTES}",
-            size=len(data),
-            limit=MAX_OP_BYTES,
-            field=field,
-        )
-    return data
+__all__ = ["Delivery", "Object", "Person", "object_relationship"]
 
 
 def _v2_person(

@@ -9,12 +9,12 @@ of its own, ordered with the person's other operations.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from .._common.ulid import ULID_PATTERN, new_ulid
 from .._common.wire import dumps, serialise, to_timestamp
 from .._config import MAX_OP_BYTES, MAX_SEGMENT_IDS
-from .._exceptions import LimitExceededError, ValidationError
+from .._exceptions import ValidationError
 from .._identifiers import (
     MERGE_KEYS,
     REF_CACHE,
@@ -25,7 +25,7 @@ from .._identifiers import (
     merge_identifier,
     person_ref,
 )
-from .operations import Operation, V1Request, v1_single
+from .operations import Operation, V1Request, sized, too_large, v1_single
 from .validation import check_attributes, check_event_data, check_event_name, check_platform
 
 __all__ = [
@@ -86,20 +86,7 @@ def person_op(
     v2: dict[str, Any] = {"type": "person", "action": action, "identifiers": ref.identifiers}
     if extra:
         v2.update(extra)
-    data = dumps(v2, field=action)
-    if len(data) > MAX_OP_BYTES:
-        _too_large(action, len(data))
-    return Operation(action, data, ref.key, ref, event, explicit_id)
-
-
-def _too_large(action: str, size: int) -> NoReturn:
-    raise LimitExceededError(
-        f"the {action} operation is {size} bytes serialised; a batched operation may be at "
-        f"most {MAX_OP_BYTES}",
-        size=size,
-        limit=MAX_OP_BYTES,
-        field=action,
-    )
+    return Operation(action, sized(v2, action), ref.key, ref, event, explicit_id)
 
 
 def identify(customer_id: IdentifierLike, attributes: Mapping[str, Any]) -> Operation:
@@ -162,7 +149,7 @@ def event(
         return Operation.event(kind, encoded, ref.key, ref, eid, id is not None)
     path_id = ref.v1_path_id
     if path_id is None:  # only v2 can address this person: its limit applies
-        _too_large(kind, len(encoded))
+        too_large(kind, len(encoded))
     body: dict[str, Any] = {"name": v2["name"], "data": attributes, "id": eid}
     if kind != "event":
         body["type"] = kind

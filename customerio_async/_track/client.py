@@ -10,10 +10,7 @@ yours) and enters the send pipeline — or, in direct mode, is sent at once.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import hashlib
-import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +18,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from .._common.histogram import LabelledHistograms
-from .._common.lifecycle import SingleUseClient, State
+from .._common.lifecycle import SingleUseClient, State, fork_count
 from .._common.logs import logger
 from .._config import (
     DEFAULT_BATCH,
@@ -55,6 +52,7 @@ from .._pipeline.pipeline import Pipeline
 from .._pipeline.receipt import FlushResult, OutcomeCallback, Receipt, Statistics
 from .admission import AdmissionChain, OperationMiddleware
 from .api import TrackAPI, confirm
+from .connect import transport_for, workspace_id
 from .dedup import Deduplicator
 from .direct import DirectSender, adopt
 from .metrics import client_metric_families
@@ -63,33 +61,6 @@ from .protocol import batch_accepted, track_format, track_rules
 from .results import BatchResult, RegionInfo
 
 __all__ = ["CustomerIO", "Observables"]
-
-
-def _basic_auth(site_id: str, api_key: str) -> str:
-    token = base64.b64encode(f"{site_id}:{api_key}".encode()).decode("ascii")
-    return f"Basic {token}"
-
-
-_forks = [0]
-
-
-def _count_fork() -> None:
-    _forks[0] += 1
-
-
-# A forked child inherits open clients (sockets, buffered operations); a counter bumped in
-# the child lets every call notice that without a system call per operation.
-os.register_at_fork(after_in_child=_count_fork)
-
-
-def _fork_count() -> int:
-    return _forks[0]
-
-
-def _workspace_id(site_id: str) -> str:
-    # Gates (and shared limiters' keys) are per workspace; a digest keeps the site id out of
-    # anything a shared store or a log could show.
-    return hashlib.sha256(site_id.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,37 +164,10 @@ class CustomerIO(SingleUseClient, TrackAPI):
         key = env_or(api_key, ENV_API_KEY, "api_key")
         self._auto_region = isinstance(region, str) and region.strip().lower() == "auto"
         self._region = Region.US if self._auto_region else resolve_region(region)
-        self._track_url = track_url
-        self._origin = resolve_track_origin(self._region, track_url)
-        self._batching = batching
-        self._batch_config = batch
-        # The connector must allow every request slot its own connection, or requests would
-        # queue inside aiohttp and the concurrency setting would be a lie.
-        if pool.max_connections_per_host < batch.max_concurrent_requests:
-            pool = dataclasses.replace(
-                pool,
-                max_connections=max(pool.max_connections, batch.max_concurrent_requests),
-                max_connections_per_host=batch.max_concurrent_requests,
-            )
-        self._transport = AiohttpTransport(
-            origin=self._origin,
-            authorization=_basic_auth(site, key),
-            timeouts=timeouts,
-            pool=pool,
-            user_agent=user_agent,
-        )
-        # The HTTP path, built once (see _http): retry → gate → yours → accounting.
-        self._gate = (limiter or LocalLimiter()).gate(
-            api="track", workspace=_workspace_id(site), buckets={"default": rate_limit}
-        )
-        self._http = HTTPStack(
-            self._transport,
-            rules=track_rules(rate_limit),
-            policy=retry,
-            gate=self._gate,
-            middleware=http_middleware,
-            accept=batch_accepted,
-        )
+        self._track_url, self._origin = track_url, resolve_track_origin(self._region, track_url)
+        self._batching, self._batch_config = batching, batch
+        self._transport = transport_for(self._origin, site, key, timeouts, pool, batch, user_agent)
+        self._build_paths(limiter, site, rate_limit, retry, http_middleware, batch)
         self._pipeline = Pipeline(
             self._http.deliver,
             track_format(batch.max_batch_ops),
@@ -236,21 +180,48 @@ class CustomerIO(SingleUseClient, TrackAPI):
             on_outcome=on_outcome,
             on_drop=on_drop,
         )
-        self._direct = DirectSender(self._http, lambda: self._region.value)
         self._verify = verify_credentials
-        # The operation path, built once: dedup → yours → admission (or a direct send).
+        self._admission(dedup, operation_middleware)
+        self.metrics: Metrics = metrics if metrics is not None else Metrics()
+        self._state = State.NEW
+        self._forks = fork_count()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _build_paths(
+        self,
+        limiter: Limiter | None,
+        site_id: str,
+        rate_limit: RateLimit | None,
+        retry: RetryPolicy,
+        middleware: Sequence[HTTPMiddleware],
+        batch: BatchConfig,
+    ) -> None:
+        """The HTTP path, built once (see _http): retry → gate → yours → accounting."""
+        self._gate = (limiter or LocalLimiter()).gate(
+            api="track", workspace=workspace_id(site_id), buckets={"default": rate_limit}
+        )
+        self._http = HTTPStack(
+            self._transport,
+            rules=track_rules(rate_limit),
+            policy=retry,
+            gate=self._gate,
+            middleware=middleware,
+            accept=batch_accepted,
+        )
+        self._direct = DirectSender(self._http, lambda: self._region.value)
+
+    def _admission(
+        self, dedup: DedupConfig | None, middleware: Sequence[OperationMiddleware]
+    ) -> None:
+        """The operation path, built once: dedup → yours → admission (or a direct send)."""
         self._dedup = Deduplicator(dedup) if dedup is not None else None
         admit: Callable[[Operation], Awaitable[Receipt]] = (
-            self._pipeline.admit if batching else self._send_direct
+            self._pipeline.admit if self._batching else self._send_direct
         )
         layers: list[OperationMiddleware] = [*([self._dedup] if self._dedup else [])]
         self._handler = admit
-        self._chain = AdmissionChain(admit, [*layers, *operation_middleware])
+        self._chain = AdmissionChain(admit, [*layers, *middleware])
         self._admit = self._chain.call
-        self.metrics: Metrics = metrics if metrics is not None else Metrics()
-        self._state = State.NEW
-        self._forks = _fork_count()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         # Never the site id or key: reprs end up in logs and tracebacks.
@@ -285,7 +256,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
                 single-use: create a new one instead of reopening).
         """
         self._begin_open()
-        self._forks = _fork_count()
+        self._forks = fork_count()
         await self._transport.open()
         self._state = State.OPEN
         try:
@@ -341,7 +312,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         opened = self._state is State.OPEN
         self._state = State.CLOSED
         self._admit_event = None
-        if self._forks != _fork_count():
+        if self._forks != fork_count():
             return  # a forked child must not drain or close the parent's connections
         try:
             if opened and self._batching:
@@ -351,7 +322,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
             await self._transport.aclose()
 
     def _check_open(self) -> None:
-        if self._forks != _fork_count():
+        if self._forks != fork_count():
             # A forked child inherits our sockets and buffer; using them would interleave
             # bytes on the parent's connections and send the parent's operations twice.
             raise ClientStateError(
@@ -410,7 +381,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         # The hot path of every Track call: no coroutine per layer when no admission
         # middleware wants the operation (the usual event), none for admission itself
         # unless the buffer is full.
-        if self._state is not State.OPEN or self._forks != _fork_count():
+        if self._state is not State.OPEN or self._forks != fork_count():
             self._check_open()
         chain = self._chain.select(op)
         receipt = None
@@ -425,7 +396,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
     def _admit_now(self, op: Operation) -> Receipt | None:
         """Admission without a coroutine: when no admission middleware wants ``op`` and
         the buffer has room (``None`` otherwise: the caller takes :meth:`_call`)."""
-        if self._state is not State.OPEN or self._forks != _forks[0]:
+        if self._state is not State.OPEN or self._forks != fork_count():
             self._check_open()
         if not self._batching or self._chain.select(op) is not None:
             return None

@@ -9,7 +9,9 @@ from prometheus_client.core import Metric
 from .._metrics import counter, gauge, histogram_family
 
 if TYPE_CHECKING:
-    from .client import CustomerIO
+    from .._common.histogram import Histogram
+    from .._pipeline.receipt import Statistics
+    from .client import CustomerIO, Observables
 
 __all__ = ["client_metric_families"]
 
@@ -19,20 +21,31 @@ def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
     region = client.metrics_label
     parts = client.observables()
     stats = client.statistics()
-    ledger, transport, accounting = parts.ledger, parts.transport, parts.accounting
-    dedup_hits = dict(parts.dedup_hits)
-    outcomes: list[tuple[list[str], float]] = [
-        ([region, "delivered", ""], stats.delivered),
-        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
-        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
-    ]
-    if dedup_hits:
-        outcomes.append(([region, "deduplicated", ""], sum(dedup_hits.values())))
+    only = ["region"]
     latency = [
         ([region, api, endpoint, status], hist)
-        for (api, endpoint, _, status), hist in list(accounting.latency.series.items())
+        for (api, endpoint, _, status), hist in list(parts.accounting.latency.series.items())
     ]
-    histograms = [
+    return [
+        histogram_family(
+            f"{prefix}http_request_duration_seconds",
+            "HTTP request latency per attempt (endpoint templates only).",
+            ["region", "api", "endpoint", "status_class"],
+            latency,
+        ),
+        *(
+            histogram_family(prefix + n, d, only, [([region], h)])
+            for n, d, h in _histograms(parts, stats)
+        ),
+        *(counter(prefix + n, d, only, [([region], v)]) for n, d, v in _counters(parts, stats)),
+        *(gauge(prefix + n, d, only, [([region], v)]) for n, d, v in _gauges(parts, stats)),
+        *_labelled(region, prefix, parts, stats),
+    ]
+
+
+def _histograms(parts: Observables, stats: Statistics) -> list[tuple[str, str, Histogram]]:
+    ledger = parts.ledger
+    return [
         ("operation_duration_seconds", "Admission to terminal outcome.", ledger.end_to_end),
         ("batch_operations", "Operations per batch request.", ledger.batch_ops),
         ("batch_bytes", "Body bytes per batch request.", ledger.batch_bytes),
@@ -42,7 +55,11 @@ def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
             ledger.admission_waits(stats.accepted),
         ),
     ]
-    counters = [
+
+
+def _counters(parts: Observables, stats: Statistics) -> list[tuple[str, str, float]]:
+    transport = parts.transport
+    return [
         ("operations_accepted", "Operations admitted.", stats.accepted),
         ("bytes_sent", "Request body bytes sent.", stats.bytes_sent),
         ("pool_connections_created", "Connections opened.", transport.connections_created),
@@ -52,23 +69,31 @@ def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
             transport.connections_reused,
         ),
     ]
-    gauges = [
+
+
+def _gauges(parts: Observables, stats: Statistics) -> list[tuple[str, str, float]]:
+    return [
         ("buffered_operations", "Operations admitted, not yet decided.", stats.buffered_ops),
         ("buffered_bytes", "Bytes admitted, not yet decided.", stats.buffered_bytes),
         ("in_flight_requests", "Requests on the wire now.", stats.in_flight_requests),
-        ("pool_connections_in_use", "Connections serving a request.", transport.connections_in_use),
-    ]
-    only = ["region"]
-    return [
-        histogram_family(
-            f"{prefix}http_request_duration_seconds",
-            "HTTP request latency per attempt (endpoint templates only).",
-            ["region", "api", "endpoint", "status_class"],
-            latency,
+        (
+            "pool_connections_in_use",
+            "Connections serving a request.",
+            parts.transport.connections_in_use,
         ),
-        *(histogram_family(prefix + n, d, only, [([region], h)]) for n, d, h in histograms),
-        *(counter(prefix + n, d, only, [([region], v)]) for n, d, v in counters),
-        *(gauge(prefix + n, d, only, [([region], v)]) for n, d, v in gauges),
+    ]
+
+
+def _labelled(region: str, prefix: str, parts: Observables, stats: Statistics) -> list[Metric]:
+    dedup_hits = dict(parts.dedup_hits)
+    outcomes: list[tuple[list[str], float]] = [
+        ([region, "delivered", ""], stats.delivered),
+        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
+        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
+    ]
+    if dedup_hits:
+        outcomes.append(([region, "deduplicated", ""], sum(dedup_hits.values())))
+    return [
         counter(
             f"{prefix}operations",
             "Operations by terminal outcome and reason.",

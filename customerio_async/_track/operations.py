@@ -15,15 +15,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from .._common.wire import dumps, path_segment
-from .._exceptions import ValidationError
+from .._common.wire import dumps, path_segment, serialise
+from .._config import MAX_OP_BYTES
+from .._exceptions import LimitExceededError, ValidationError
 from .._identifiers import OrderingKey, PersonRef
 from .._pipeline.protocol import SingleRequest
 from .validation import check_event_data_size
 
-__all__ = ["Operation", "V1Request", "from_mapping", "v1_single"]
+__all__ = ["Operation", "V1Request", "from_mapping", "sized", "too_large", "v1_single"]
 
 _new = object.__new__
 
@@ -202,6 +203,35 @@ class Operation:
         return self.data
 
 
+def too_large(field: str, size: int) -> NoReturn:
+    """Refuse a v2 operation over 32,000 bytes (the per-operation limit of
+    ``/api/v2/batch`` and ``/api/v2/entity``).
+
+    Raises:
+        LimitExceededError: Always.
+    """
+    raise LimitExceededError(
+        f"the {field} operation is {size} bytes serialised; a v2 operation may be at most "
+        f"{MAX_OP_BYTES}",
+        size=size,
+        limit=MAX_OP_BYTES,
+        field=field,
+    )
+
+
+def sized(v2: dict[str, Any], field: str) -> bytes:
+    """Serialise a v2 operation; refuse it over 32,000 bytes.
+
+    Raises:
+        LimitExceededError: Over the limit.
+        ValidationError: For values JSON cannot carry.
+    """
+    data = serialise(v2, field)
+    if len(data) > MAX_OP_BYTES:
+        too_large(field, len(data))
+    return data
+
+
 def v1_single(request: V1Request) -> tuple[bytes, SingleRequest]:
     """The body bytes and the pipeline's request description of a v1-only operation."""
     body = request.encode_body()
@@ -268,8 +298,6 @@ def from_mapping(op: Mapping[str, Any], index: int) -> Operation:
         ValidationError: A malformed envelope.
         LimitExceededError: Over 32,000 bytes.
     """
-    from .builders import sized  # the size rule lives with the builders
-
     field = f"operations[{index}]"
     if not isinstance(op, Mapping):
         raise ValidationError(f"{field} must be a mapping or an Operation", field=field)
