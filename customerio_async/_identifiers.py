@@ -140,6 +140,9 @@ class OrderingKey(NamedTuple):
     value: str
 
 
+_new_key = tuple.__new__
+
+
 class PersonRef:
     """A validated person reference.
 
@@ -157,7 +160,9 @@ class PersonRef:
         self.identifiers = identifiers
         self.v1_path_id = v1_path_id
         ((id_type, value),) = identifiers.items()
-        self.key = OrderingKey("person", id_type, value)
+        # tuple.__new__ skips the namedtuple's Python-level __new__ (a new person per call
+        # is common: high-cardinality ids).
+        self.key = _new_key(OrderingKey, ("person", id_type, value))
 
     def __repr__(self) -> str:
         # Identifiers are personal data: keep them out of reprs that end up in logs.

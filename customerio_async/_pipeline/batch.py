@@ -35,6 +35,7 @@ class Batch:
     Attributes:
         pipeline: The pipeline it belongs to (for waiters).
         parts: The operations' bytes, in admission order.
+        keys: The ordering keys that point at this batch (forgotten when it is decided).
         size: The request body size if sent now (envelope and commas included).
         count: Operations in it.
         accepting: Whether new operations may be appended.
@@ -68,6 +69,7 @@ class Batch:
         "first_at",
         "forward",
         "future",
+        "keys",
         "merged",
         "mirrors",
         "next",
@@ -90,6 +92,7 @@ class Batch:
         self.state = state
         self.accepting = state in (OPEN, HELD)
         self.parts: list[bytes] = []
+        self.keys: list[Any] = []
         self.size = size
         self.count = 0
         self.deps = 0

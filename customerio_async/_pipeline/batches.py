@@ -136,6 +136,8 @@ class BatchKeeper:
             into.receipts.extend(batch.receipts)
             into.mirrors = [*(into.mirrors or ()), *(batch.mirrors or ())]
         into.merged = [*(into.merged or ()), batch]
+        into.keys.extend(batch.keys)
+        batch.keys = []
         if batch.dependents:
             for dependent in batch.dependents:
                 dependent.waits_for = [into if b is batch else b for b in dependent.waits_for or ()]
@@ -180,14 +182,9 @@ class BatchKeeper:
             if dependent.deps == 0 and dependent.state is HELD:
                 self._release(dependent)
         batch.dependents = None
-        if not self._live:
-            # Nothing undecided: every key is free. Forgetting them all at once keeps an
-            # idle client from holding one entry per person it ever saw.
-            self._owner.clear()
-            if self._drained is not None:
-                self._drained.set()
-        else:
-            self._ordering.sweep()
+        self._ordering.forget(batch)
+        if self._drained is not None and not self._live:
+            self._drained.set()
 
     # ------------------------------------------------------------------ waiting
 

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Ordering"]
 
-_SWEEP_FLOOR = 10_000
 
 
 class Ordering:
@@ -36,7 +35,7 @@ class Ordering:
         max_ops, max_bytes: Batch limits.
     """
 
-    __slots__ = ("_max_bytes", "_max_ops", "_new_held", "_open_batch", "_sweep_at", "owner")
+    __slots__ = ("_max_bytes", "_max_ops", "_new_held", "_open_batch", "owner")
 
     def __init__(
         self,
@@ -51,7 +50,6 @@ class Ordering:
         self._open_batch = open_batch
         self._max_ops = max_ops
         self._max_bytes = max_bytes
-        self._sweep_at = _SWEEP_FLOOR
 
     def live_owner(self, key: Hashable) -> Batch | None:
         """The batch holding ``key``'s most recent undecided operation, if any."""
@@ -96,6 +94,7 @@ class Ordering:
                 target.depends_on(owner)
         for key in keys:
             self.owner[key] = target
+        target.keys.extend(keys)
         return target
 
     def _after(self, owner: Batch, size: int) -> Batch:
@@ -110,12 +109,11 @@ class Ordering:
                 return nxt
             owner = nxt
 
-    def sweep(self) -> None:
-        """Forget keys whose operations are all decided (amortised: runs when the map has
-        doubled since the last sweep)."""
+    def forget(self, batch: Batch) -> None:
+        """``batch`` is decided: its keys are free unless a later batch took them over."""
         owner = self.owner
-        if len(owner) < self._sweep_at:
-            return
-        for key in [k for k, b in owner.items() if b.root().state == DONE]:
-            del owner[key]
-        self._sweep_at = max(_SWEEP_FLOOR, 2 * len(owner))
+        for key in batch.keys:
+            holder = owner.get(key)
+            if holder is batch or (holder is not None and holder.root() is batch):
+                del owner[key]
+        batch.keys = []

@@ -202,12 +202,14 @@ class Pipeline(BatchKeeper):
             batch = owner.get(key)
             if batch is None or batch.state is DONE:
                 batch = owner[key] = self._open_with_room(size)
+                batch.keys.append(key)
             elif not (batch.accepting and batch.count < max_ops and batch.size + size < max_bytes):
                 # Its batch is sealed or full: the one that waits for it, if that has room
                 # (the usual case under load), else the general rules.
                 nxt = batch.next
                 if nxt and nxt.accepting and nxt.count < max_ops and nxt.size + size < max_bytes:
                     batch = owner[key] = nxt
+                    nxt.keys.append(key)
                 else:
                     batch = self._ordering.place(op, size)
         elif key is None and op.single is None and not op.more_keys:
