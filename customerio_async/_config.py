@@ -264,7 +264,7 @@ class BatchConfig:
     max_batch_ops: int = 2000
     max_batch_bytes: int = 450_000
     linger: float = 0.5
-    max_concurrent_requests: int = 4
+    max_concurrent_requests: int = 8
     max_buffer_bytes: int = 32 * 1024 * 1024
     max_buffer_ops: int = 50_000
     overflow: OverflowPolicy = "block"

@@ -170,5 +170,8 @@ class GateLayer:
         self.gate = gate
 
     async def __call__(self, request: HTTPRequest, handler: HTTPHandler) -> HTTPResponse:
-        await self.gate.acquire(request)
+        if request.gated:
+            request.gated = False  # passed once by the pipeline; a retry waits again
+        else:
+            await self.gate.acquire(request)
         return await handler(request)

@@ -33,6 +33,8 @@ class HTTPRequest:
         bucket: The rate-limit class the request draws from (``"default"`` for Track).
         authenticated: ``False`` for the calls the API defines as unauthenticated
             (delivery and push metrics, custom unsubscribe): no credentials are sent.
+        gated: The send pipeline already passed the gate for this attempt (it waits for the
+            gate before sealing a batch); the gate layer lets it through once.
     """
 
     method: str
@@ -47,6 +49,7 @@ class HTTPRequest:
     ops: int = 1
     bucket: str = "default"
     authenticated: bool = True
+    gated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .._common.logs import logger
 from .._exceptions import GiveUp
 from .._http.errors import parse_error_body
+from .._http.gate import Gate
 from .._http.messages import HTTPHandler, HTTPRequest, HTTPResponse
 from .batch import DONE, OPEN, READY, SENDING, Batch
 from .receipt import DELIVERED, Outcome
@@ -45,6 +46,7 @@ class Dispatcher:
         region: Request label.
         delivery_timeout: Seconds from a batch's oldest operation to its deadline.
         ledger: Where batch sizes are recorded.
+        gate: The workspace's gate, passed before a batch is sealed.
     """
 
     def __init__(
@@ -59,8 +61,10 @@ class Dispatcher:
         region: str,
         delivery_timeout: float,
         ledger: Ledger,
+        gate: Gate,
     ) -> None:
         self._ledger = ledger
+        self._gate = gate
         self._http = http
         self._fmt = fmt
         self._finish = finish
@@ -104,12 +108,10 @@ class Dispatcher:
         queue = self.queue
         while queue and len(self.tasks) < self._max and not self.stopped:
             batch = queue.popleft()
-            batch.queued = False
-            if batch.state == OPEN:
-                self._seal(batch)
-            if batch.state != READY:
+            if batch.state != OPEN and batch.state != READY:
+                batch.queued = False
                 continue  # decided meanwhile (dropped at close)
-            batch.state = SENDING
+            # Still `queued`: it is never queued twice while its task waits for the gate.
             task = self._loop.create_task(self._send(batch), name="customerio-send")
             self.tasks[task] = batch
             task.add_done_callback(self._sent)
@@ -139,6 +141,18 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ one request
 
+    def _probe(self, batch: Batch) -> HTTPRequest:
+        """What the gate needs to know of the batch's first request: its deadline."""
+        return HTTPRequest(
+            "POST",
+            self._fmt.path,
+            None,
+            self._fmt.path,
+            api=self._fmt.api,
+            region=self._region,
+            deadline=batch.first_at + self._timeout,
+        )
+
     def _request(self, batch: Batch, lo: int, hi: int) -> HTTPRequest:
         single = batch.single
         deadline = batch.first_at + self._timeout
@@ -153,6 +167,7 @@ class Dispatcher:
                 region=self._region,
                 deadline=deadline,
                 authenticated=single.authenticated,
+                gated=True,
             )
         body = self._fmt.body(batch.parts[lo:hi])
         self._ledger.batch_ops.observe(hi - lo)
@@ -167,9 +182,28 @@ class Dispatcher:
             headers=dict(self._fmt.headers),
             deadline=deadline,
             ops=hi - lo,
+            gated=lo == batch.evicted and hi == batch.count,  # the first: already through
         )
 
     async def _send(self, batch: Batch) -> None:
+        # Late binding: wait for the gate (a pause, a rate-limit token) BEFORE sealing, so an
+        # open batch keeps taking operations until the request can really leave — under a
+        # rate limit, waiting callers share requests instead of queueing behind tokens.
+        try:
+            await self._gate.acquire(self._probe(batch))
+        except GiveUp as exc:
+            self._finish(batch, Outcome("dropped", exc.reason, f"last error: {exc.cause}"), None)
+            return
+        if batch.state == OPEN:
+            self._seal(batch)
+        if batch.state != READY:
+            return  # decided while it waited (dropped at close)
+        if self._loop.time() >= batch.first_at + self._timeout:
+            # It waited out its whole delivery_timeout (behind a predecessor that kept
+            # failing, or for the gate): give up instead of sending it late.
+            self._finish(batch, Outcome("dropped", "delivery_timeout", "never sent in time"), None)
+            return
+        batch.state = SENDING
         self.sent += 1
         exceptions: dict[int, Outcome] = {}
         # Operations evicted by drop_oldest (a prefix) are not sent.

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["Ordering"]
 
 
-
 class Ordering:
     """The key → batch map and the placement rules (see the module docstring).
 

@@ -143,6 +143,7 @@ class Pipeline(BatchKeeper):
             region=self.region,
             delivery_timeout=self._retry.delivery_timeout,
             ledger=self._ledger,
+            gate=self._gate,
         )
         self._dispatch.on_idle = self._nudge
         self._state = _OPEN
@@ -183,8 +184,7 @@ class Pipeline(BatchKeeper):
         """
         if self._state is not _OPEN or _running_loop() is not self.loop:
             self._refuse()
-        data = op.data
-        size = len(data)
+        size = len(data := op.data)
         if not reserved:
             buffer = self._buffer
             if (
@@ -225,8 +225,7 @@ class Pipeline(BatchKeeper):
         receipt.operation = op
         receipt._batch = batch
         receipt._index = index
-        receipt._outcome = None
-        receipt.response = None
+        receipt._outcome = receipt.response = None
         if self._keep:
             assert batch.receipts is not None
             batch.receipts.append(receipt)
