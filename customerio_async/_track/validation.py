@@ -229,10 +229,10 @@ def check_form_id(form_id: Any) -> str:
             f"form_id must be a string or an integer, got {type(form_id).__name__}",
             field="form_id",
         )
-    try:
-        text = str(form_id)
-    except ValueError:  # an int past CPython's digit limit
-        raise ValidationError("form_id is too long", field="form_id") from None
+    # Past ~180 digits an integer is no form id, and str() may hit CPython's digit limit.
+    if isinstance(form_id, int) and form_id.bit_length() > 600:
+        raise ValidationError("form_id is too long for an integer form id", field="form_id")
+    text = str(form_id)
     if not text.strip():
         raise ValidationError("form_id cannot be blank", field="form_id")
     return text

@@ -427,6 +427,7 @@ async def test_regional_routing() -> None:
         (lambda c: c.submit_form("  ", {"id": "1"}), "form_id"),
         (lambda c: c.submit_form(None, {"id": "1"}), "form_id"),
         (lambda c: c.submit_form(True, {"id": "1"}), "form_id"),
+        (lambda c: c.submit_form(10**200, {"id": "1"}), "form_id"),
         (lambda c: c.submit_form("f", [("id", "1")]), "data"),
         (lambda c: c.submit_form("f", {"first_name": "Ada"}), "data"),
         (lambda c: c.submit_form("f", {"id": "1", "email": "a@b.co"}), "data"),
