@@ -77,6 +77,8 @@ from ._track.regional import RegionalCustomerIO as RegionalCustomerIO
 from ._track.regional import RegionResolver as RegionResolver
 from ._track.results import BatchResult as BatchResult
 from ._track.results import RegionInfo as RegionInfo
+from ._track.validation import DeliveryMetric as DeliveryMetric
+from ._track.validation import PushEvent as PushEvent
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -100,6 +102,7 @@ __all__ = [
     "DedupConfig",
     "Delivery",
     "DeliveryError",
+    "DeliveryMetric",
     "ErrorDetail",
     "FlushResult",
     "HTTPMiddleware",
@@ -120,6 +123,7 @@ __all__ = [
     "PermissionDeniedError",
     "Person",
     "PoolLimits",
+    "PushEvent",
     "RateLimit",
     "RateLimitError",
     "Receipt",

@@ -195,11 +195,23 @@ def patch_device_custom_attribute_types(spec: Spec) -> None:
     extra["type"] = ["string", "number", "boolean"]
 
 
+def patch_metrics_channel_one_of(spec: Spec) -> None:
+    """Contract §8 item 1, at a location the contract does not list: ``POST /api/v1/metrics``
+    is a ``oneOf`` of six per-channel branches (Email, In-app, Push, Slack, SMS, Webhook)
+    that share ``track-metrics`` and differ only in their ``metric`` enums, with no
+    ``additionalProperties: false``; the enums overlap, so ``{"delivery_id": "d",
+    "metric": "opened"}`` is "valid under each of" all six and always fails. Treat it as
+    ``anyOf``: a body is valid when SOME channel accepts it, which is what the fake encodes
+    (``customerio_async/testing/_rules_track_extra.py``, ``METRIC_CHANNELS``)."""
+    _one_of_to_any_of(_body_schema(spec, "/api/v1/metrics", "post"), "metrics oneOf")
+
+
 SPEC_PATCHES: tuple[Callable[[Spec], None], ...] = (
     patch_merge_identifier_one_of,
     patch_identify_attribute_types,
     patch_screen_anonymous_id,
     patch_device_custom_attribute_types,
+    patch_metrics_channel_one_of,  # also hit by the SDK's report_metric
 )
 
 
@@ -537,19 +549,9 @@ def load_app_contract() -> BodyValidator:
 
 
 # ----------------------------------------------------------------------------- Track extras
-# The fake's routes that the SDK does not call yet (forms, unsubscribe, metrics, push events)
-# are validated against the same document; the defects THOSE bodies hit are patched here.
-
-
-def patch_metrics_channel_one_of(spec: Spec) -> None:
-    """Contract §8 item 1, at a location the contract does not list: ``POST /api/v1/metrics``
-    is a ``oneOf`` of six per-channel branches (Email, In-app, Push, Slack, SMS, Webhook)
-    that share ``track-metrics`` and differ only in their ``metric`` enums, with no
-    ``additionalProperties: false``; the enums overlap, so ``{"delivery_id": "d",
-    "metric": "opened"}`` is "valid under each of" all six and always fails. Treat it as
-    ``anyOf``: a body is valid when SOME channel accepts it, which is what the fake encodes
-    (``customerio_async/testing/_rules_track_extra.py``, ``METRIC_CHANNELS``)."""
-    _one_of_to_any_of(_body_schema(spec, "/api/v1/metrics", "post"), "metrics oneOf")
+# The fake's form, unsubscribe, metrics and push-event routes are validated against the same
+# document with only the patch those bodies need (it is in SPEC_PATCHES too: the SDK's
+# report_metric hits it).
 
 
 TRACK_EXTRA_SPEC_PATCHES: tuple[Callable[[Spec], None], ...] = (patch_metrics_channel_one_of,)

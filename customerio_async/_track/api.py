@@ -16,6 +16,7 @@ from .._identifiers import IdentifierLike
 from .._pipeline.receipt import Receipt
 from . import calls as ops
 from .operations import Operation
+from .validation import DeliveryMetric, PushEvent
 
 __all__ = ["TrackAPI"]
 
@@ -249,6 +250,131 @@ class TrackAPI:
     ) -> Receipt:
         """Remove 1–1000 people from a manual segment."""
         return await self._call(ops.segment_membership(False, segment_id, ids, id_type), wait)
+
+    # ------------------------------------------------------------------ forms, delivery reports
+    # Names follow async-customerio 2.18.0, the closest SDK that has all four calls.
+
+    async def submit_form(
+        self, form_id: str | int, data: Mapping[str, str], *, wait: bool = False
+    ) -> Receipt:
+        """Submit a form response (``POST /api/v1/forms/{form_id}/submit``; success is 204).
+
+        Named like async-customerio's ``submit_form``; the fields are one mapping here, not
+        keywords, so a form field may be called ``wait`` or ``form_id``. Customer.io creates
+        the form connection for an unknown ``form_id`` and the respondent if they do not
+        exist; fields become attributes of the same name (it ignores the reserved keys
+        ``form_id``, ``form_name``, ``form_type``, ``form_url``, ``form_url_param``). The
+        submission is ordered with the respondent's other operations.
+
+        Example::
+
+            await cio.submit_form("newsletter", {"email": "ada@example.com", "plan": "pro"})
+
+        Args:
+            form_id: Your name for the form (a string; an integer is sent as its digits).
+            data: Form fields: string names to **string** values, carrying exactly one of
+                ``email`` and ``id`` (≤150 bytes) to identify the respondent.
+            wait: Wait for the terminal outcome (raises :class:`DeliveryError` unless
+                delivered).
+
+        Raises:
+            ValidationError: A blank ``form_id``, a non-string value, no or two identifiers.
+        """
+        return await self._call(ops.submit_form(form_id, data), wait)
+
+    async def unsubscribe(
+        self, delivery_id: str, unsubscribe: bool = True, *, wait: bool = False
+    ) -> Receipt:
+        """Custom unsubscribe handling for a delivery, for your own unsubscribe page
+        (``POST /unsubscribe/{delivery_id}`` at the host root; sent without credentials).
+
+        Named like async-customerio's ``unsubscribe`` (which always sends ``true``).
+        ``unsubscribe=True`` sets the person's ``unsubscribed`` attribute and attributes it
+        to the delivery; custom subscription-center attributes need an :meth:`identify`.
+        Unsubscribes of one delivery keep their order. With :class:`RegionalCustomerIO`
+        it goes to the default region (``using("eu")`` picks another).
+
+        Example::
+
+            await cio.unsubscribe(request.query["delivery_id"], wait=True)
+
+        Args:
+            delivery_id: The ``CIO-Delivery-ID`` of the message (≤150 bytes).
+            unsubscribe: ``True`` to unsubscribe (the default), ``False`` to send ``false``.
+            wait: Wait for the terminal outcome.
+        """
+        return await self._call(ops.unsubscribe(delivery_id, unsubscribe), wait)
+
+    async def report_metric(
+        self,
+        delivery_id: str,
+        metric: DeliveryMetric,
+        *,
+        timestamp: Any = None,
+        recipient: str | int | None = None,
+        reason: str | None = None,
+        href: str | None = None,
+        wait: bool = False,
+    ) -> Receipt:
+        """Report a delivery metric for any channel (``POST /api/v1/metrics``; sent
+        without credentials).
+
+        Named like async-customerio's ``report_metric`` (Ruby: ``track_delivery_metric``).
+        For push opened/converted/delivered with the device token, ``await
+        cio.send(Delivery.event(delivery_id, metric, device_token=...))`` is the better
+        route in batched mode: it travels inside ``/api/v2/batch`` with your other
+        operations instead of as a request of its own.
+
+        Example::
+
+            await cio.report_metric(delivery_id, "clicked", href="https://example.com/sale")
+
+        Args:
+            delivery_id: The message's ``CIO-Delivery-ID`` (≤150 bytes).
+            metric: One of :data:`DeliveryMetric` (which apply depends on the channel).
+            timestamp: ``datetime`` or Unix seconds; defaults to receipt time.
+            recipient: The recipient's email, id or device (a string), or for SMS the
+                phone number as an integer (then ``metric`` must be an SMS metric:
+                bounced, clicked, delivered or opened).
+            reason: Why, for failure metrics such as ``bounced``.
+            href: The link clicked, for ``clicked``.
+            wait: Wait for the terminal outcome.
+        """
+        op = ops.delivery_metric(
+            delivery_id, metric, timestamp=timestamp, recipient=recipient, reason=reason, href=href
+        )
+        return await self._call(op, wait)
+
+    async def report_push_metric(
+        self,
+        delivery_id: str,
+        device_id: str,
+        event: PushEvent,
+        *,
+        timestamp: Any = None,
+        wait: bool = False,
+    ) -> Receipt:
+        """Report a device-side push metric (``POST /api/v1/push/events``; sent without
+        credentials; deprecated by Customer.io in favour of :meth:`report_metric`).
+
+        Named like async-customerio's ``report_push_metric`` (Node: ``trackPush``, Ruby:
+        ``track_push_notification_event``). In batched mode ``await
+        cio.send(Delivery.event(delivery_id, event, device_token=device_id))`` carries the
+        same report inside ``/api/v2/batch`` instead of a request of its own.
+
+        Example::
+
+            await cio.report_push_metric(delivery_id, device_token, "opened")
+
+        Args:
+            delivery_id: The notification's ``CIO-Delivery-ID`` (≤150 bytes).
+            device_id: The ``CIO-Delivery-Token`` of the device (≤150 bytes).
+            event: ``"opened"``, ``"converted"`` or ``"delivered"``.
+            timestamp: ``datetime`` or Unix seconds; defaults to receipt time.
+            wait: Wait for the terminal outcome.
+        """
+        op = ops.push_metric(delivery_id, device_id, event, timestamp)
+        return await self._call(op, wait)
 
 
 def _flag(wait: Any) -> bool:

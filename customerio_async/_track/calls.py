@@ -2,8 +2,9 @@
 
 Each function is what one ``CustomerIO`` method builds (``identify``, ``track``…). Person
 operations are v2 batch elements; what v2 cannot carry (anonymous and invite events, manual
-segment membership, event data beyond v2's 32,000-byte operation limit) becomes a v1 request
-of its own, ordered with the person's other operations.
+segment membership, event data beyond v2's 32,000-byte operation limit, form submissions,
+custom unsubscribes, delivery and push metrics) becomes a v1 request of its own, ordered with
+the other operations on the same person (or delivery).
 """
 
 from __future__ import annotations
@@ -26,20 +27,34 @@ from .._identifiers import (
     person_ref,
 )
 from .operations import Operation, V1Request, sized, too_large, v1_single
-from .validation import check_attributes, check_event_data, check_event_name, check_platform
+from .validation import (
+    FORM_IDENTIFIER_KEYS,
+    check_attributes,
+    check_event_data,
+    check_event_name,
+    check_form_data,
+    check_form_id,
+    check_metric_fields,
+    check_platform,
+    check_push_event,
+)
 
 __all__ = [
     "add_device",
     "anonymous_event",
     "delete",
     "delete_device",
+    "delivery_metric",
     "event",
     "event_id",
     "identify",
     "merge_customers",
     "person_op",
+    "push_metric",
     "segment_membership",
+    "submit_form",
     "suppress",
+    "unsubscribe",
     "unsuppress",
 ]
 
@@ -287,3 +302,73 @@ def segment_membership(
     )
     action = "add_to_segment" if add else "remove_from_segment"
     return Operation(action, data, keys[0], more_keys=keys[1:], single=single, v1=request)
+
+
+def submit_form(form_id: str | int, data: Mapping[str, str]) -> Operation:
+    """Build ``submit_form`` (v1 ``POST /forms/{form_id}/submit``, answered 204), ordered
+    with the respondent's other operations (``data``'s ``email`` or ``id`` names them)."""
+    fid = check_form_id(form_id)
+    fields, id_type = check_form_data(data)
+    ref = person_ref({id_type: fields[id_type]}, "data", v2_keys=FORM_IDENTIFIER_KEYS)
+    request = V1Request(
+        "POST", ("forms", fid, "submit"), "/forms/{form_id}/submit", {"data": fields}
+    )
+    body, single = v1_single(request)
+    return Operation("submit_form", body, ref.key, ref, single=single, v1=request)
+
+
+def _delivery_op(action: str, delivery_id: str, request: V1Request) -> Operation:
+    """A v1-only operation about one delivery, ordered with that delivery's others."""
+    body, single = v1_single(request)
+    key = OrderingKey("delivery", "delivery_id", delivery_id)
+    return Operation(action, body, key, single=single, v1=request)
+
+
+def unsubscribe(delivery_id: str, flag: bool) -> Operation:
+    """Build a custom unsubscribe (``POST /unsubscribe/{delivery_id}`` at the host root,
+    outside ``/api/v1``; the API takes no credentials there)."""
+    did = check_identifier(delivery_id, "delivery_id")
+    if flag is not True and flag is not False:
+        raise ValidationError("unsubscribe must be True or False", field="unsubscribe")
+    request = V1Request(
+        "POST",
+        ("unsubscribe", did),
+        "/unsubscribe/{delivery_id}",
+        {"unsubscribe": flag},
+        root=True,
+        authenticated=False,
+    )
+    return _delivery_op("unsubscribe", did, request)
+
+
+def delivery_metric(
+    delivery_id: str,
+    metric: str,
+    *,
+    timestamp: Any = None,
+    recipient: str | int | None = None,
+    reason: str | None = None,
+    href: str | None = None,
+) -> Operation:
+    """Build ``report_metric`` (v1 ``POST /metrics``, no credentials)."""
+    did = check_identifier(delivery_id, "delivery_id")
+    body: dict[str, Any] = {"delivery_id": did}
+    body.update(check_metric_fields(metric, recipient, reason, href))
+    if timestamp is not None:
+        body["timestamp"] = to_timestamp(timestamp)
+    request = V1Request("POST", ("metrics",), "/metrics", body, authenticated=False)
+    return _delivery_op("report_metric", did, request)
+
+
+def push_metric(delivery_id: str, device_id: str, event: str, timestamp: Any = None) -> Operation:
+    """Build ``report_push_metric`` (v1 ``POST /push/events``, no credentials)."""
+    did = check_identifier(delivery_id, "delivery_id")
+    body: dict[str, Any] = {
+        "delivery_id": did,
+        "device_id": check_identifier(device_id, "device_id"),
+        "event": check_push_event(event),
+    }
+    if timestamp is not None:
+        body["timestamp"] = to_timestamp(timestamp)
+    request = V1Request("POST", ("push", "events"), "/push/events", body, authenticated=False)
+    return _delivery_op("report_push_metric", did, request)

@@ -5,6 +5,9 @@
   on ``person + attributes`` are wrong: identify(pro), identify(free), identify(pro) would
   drop the third and leave the person on ``free``.) ``delete``, ``merge`` and ``suppress``
   forget the person, and an identify whose delivery failed is never used to skip the next.
+  A form submission changes its respondent's attributes, so it forgets them too; a custom
+  unsubscribe changes a person the SDK cannot name (only the delivery is known), so it
+  forgets everyone.
 * **Events**: an event whose caller-supplied ``id`` was seen within the TTL is skipped before
   it costs a request (generated ULIDs are unique, so they are not cached).
 
@@ -26,7 +29,8 @@ from .operations import Operation
 __all__ = ["Deduplicator"]
 
 _EVENTS = frozenset({"event", "page", "screen", "anonymous_event"})
-_FORGET = frozenset({"delete", "merge", "suppress"})
+_FORGET = frozenset({"delete", "merge", "suppress", "submit_form"})
+_FORGET_ALL = "unsubscribe"
 Handler = Callable[[Operation], Awaitable[Receipt]]
 
 
@@ -56,7 +60,7 @@ class Deduplicator:
         """Whether this layer can act on ``op``; the admission chain skips it for the rest
         (events with generated ids are most traffic and can never be duplicates)."""
         action = op.action
-        return action == "identify" or op.explicit_id or action in _FORGET
+        return action == "identify" or op.explicit_id or action in _FORGET or action == _FORGET_ALL
 
     def forget(self, op: Operation) -> None:
         """Forget everything remembered about the people ``op`` touches (it changes them
@@ -73,6 +77,8 @@ class Deduplicator:
             return await self._event(op, handler)
         if action in _FORGET:
             self.forget(op)
+        elif action == _FORGET_ALL:
+            self._people.clear()
         return await handler(op)
 
     async def _identify(self, op: Operation, handler: Handler) -> Receipt:

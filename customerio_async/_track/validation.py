@@ -7,7 +7,7 @@ I/O, naming the field and the limit but never echoing the value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .._common.wire import dumps, to_timestamp
 from .._config import (
@@ -21,13 +21,22 @@ from .._exceptions import LimitExceededError, ValidationError
 from .._identifiers import json_size
 
 __all__ = [
+    "DELIVERY_METRICS",
+    "FORM_IDENTIFIER_KEYS",
     "PLATFORMS",
+    "PUSH_EVENTS",
     "TIMESTAMP_ATTRIBUTES",
+    "DeliveryMetric",
+    "PushEvent",
     "check_attributes",
     "check_event_data",
     "check_event_data_size",
     "check_event_name",
+    "check_form_data",
+    "check_form_id",
+    "check_metric_fields",
     "check_platform",
+    "check_push_event",
 ]
 
 # Attribute keys that carry structure rather than a value; the 1000-byte value limit is
@@ -180,3 +189,130 @@ def check_event_data_size(data: Mapping[str, Any], body_size: int, field: str = 
             limit=MAX_EVENT_DATA_BYTES,
             field=field,
         )
+
+
+# --------------------------------------------------------------------------- forms, metrics
+# The vendor Track document (TS) for the form and delivery-report paths (contract §2 rows
+# 13-16).
+
+# ``data`` of ``POST /forms/{form_id}/submit`` names the respondent by "one of—and only one
+# of—email or id" (its ``oneOf`` rejects both), and every value "must be formatted as strings".
+FORM_IDENTIFIER_KEYS = ("email", "id")
+
+DeliveryMetric = Literal[
+    "bounced", "clicked", "converted", "deferred", "delivered", "dropped", "opened", "spammed"
+]
+"""``POST /api/v1/metrics``: the union of the document's six per-channel ``metric`` enums
+(email and webhook: all eight; in-app: clicked, converted, opened; push: converted,
+delivered, opened; Slack: clicked, converted, delivered, opened; SMS: bounced, clicked,
+delivered, opened)."""
+DELIVERY_METRICS: tuple[str, ...] = get_args(DeliveryMetric)
+
+# Only the SMS branch types ``recipient`` as an integer (a phone number), so an integer
+# recipient needs an SMS metric. Any other body fits the email branch, which declares every
+# metric and ``recipient``/``reason``/``href`` as strings.
+_SMS_METRICS = frozenset({"bounced", "clicked", "delivered", "opened"})
+
+PushEvent = Literal["opened", "converted", "delivered"]
+"""``POST /api/v1/push/events``: the document's ``event`` enum."""
+PUSH_EVENTS: tuple[str, ...] = get_args(PushEvent)
+
+
+def check_form_id(form_id: Any) -> str:
+    """A form id: a non-blank string (the document's type) or an integer, as a string.
+
+    Raises:
+        ValidationError: For other types or a blank string.
+    """
+    if isinstance(form_id, bool) or not isinstance(form_id, (str, int)):
+        raise ValidationError(
+            f"form_id must be a string or an integer, got {type(form_id).__name__}",
+            field="form_id",
+        )
+    # Past ~180 digits an integer is no form id, and str() may hit CPython's digit limit.
+    if isinstance(form_id, int) and form_id.bit_length() > 600:
+        raise ValidationError("form_id is too long for an integer form id", field="form_id")
+    text = str(form_id)
+    if not text.strip():
+        raise ValidationError("form_id cannot be blank", field="form_id")
+    return text
+
+
+def check_form_data(data: Any) -> tuple[dict[str, str], str]:
+    """Validate form fields: a mapping of non-empty string names to string values that
+    carries exactly one of ``email`` and ``id`` (the respondent).
+
+    Returns:
+        A ``dict`` of the fields, and which identifier key it carries.
+
+    Raises:
+        ValidationError: Naming the offending field (never its value).
+    """
+    if not isinstance(data, Mapping):
+        raise ValidationError("data must be a mapping of form fields", field="data")
+    fields = dict(data)
+    present = [key for key in FORM_IDENTIFIER_KEYS if key in fields]
+    if len(present) != 1:
+        raise ValidationError(
+            "data must carry exactly one of 'email' or 'id' to identify the respondent",
+            field="data",
+        )
+    for name, value in fields.items():
+        if not isinstance(name, str) or not name:
+            raise ValidationError("form field names must be non-empty strings", field="data")
+        if not isinstance(value, str):
+            raise ValidationError(
+                f"form field values must be strings; data[{name!r}] is {type(value).__name__}",
+                field=f"data.{name}",
+            )
+    return fields, present[0]
+
+
+def check_metric_fields(metric: Any, recipient: Any, reason: Any, href: Any) -> dict[str, Any]:
+    """Validate a delivery metric and its optional fields against the document's channels.
+
+    Returns:
+        ``{"metric": ..., }`` plus the optional fields that were given.
+
+    Raises:
+        ValidationError: An unknown metric, a field of the wrong type, or an integer
+            ``recipient`` (an SMS phone number) with a metric SMS does not report.
+    """
+    if metric not in DELIVERY_METRICS:
+        raise ValidationError(
+            f"metric must be one of {', '.join(DELIVERY_METRICS)}", field="metric"
+        )
+    fields: dict[str, Any] = {"metric": metric}
+    if recipient is not None:
+        if isinstance(recipient, bool) or not isinstance(recipient, (str, int)):
+            raise ValidationError(
+                "recipient must be a string (an email, id or device) or an integer (an SMS "
+                f"phone number), got {type(recipient).__name__}",
+                field="recipient",
+            )
+        if isinstance(recipient, int) and metric not in _SMS_METRICS:
+            raise ValidationError(
+                "an integer recipient is an SMS phone number; SMS reports only "
+                f"{', '.join(sorted(_SMS_METRICS))}, not {metric}",
+                field="recipient",
+            )
+        fields["recipient"] = recipient
+    for name, value in (("reason", reason), ("href", href)):
+        if value is not None:
+            if not isinstance(value, str):
+                raise ValidationError(
+                    f"{name} must be a string, got {type(value).__name__}", field=name
+                )
+            fields[name] = value
+    return fields
+
+
+def check_push_event(event: Any) -> str:
+    """A push metric: ``opened``, ``converted`` or ``delivered``.
+
+    Raises:
+        ValidationError: For anything else.
+    """
+    if event not in PUSH_EVENTS:
+        raise ValidationError(f"event must be one of {', '.join(PUSH_EVENTS)}", field="event")
+    return str(event)
