@@ -291,10 +291,9 @@ class Pipeline(BatchKeeper):
                 break
             if batch.state in (OPEN, HELD, READY) and batch.single is None:
                 self._evict(batch, size)
-        if not buffer.fits(size):
-            return False
-        logger.warning("customerio-async: send buffer full: evicting the oldest operations")
-        return True
+        # The evicted operations are reported by the outcome log (rate-limited), like
+        # every drop: one line per eviction would flood the log under overload.
+        return buffer.fits(size)
 
     def _evict(self, batch: Batch, size: int) -> None:
         buffer = self._buffer
