@@ -246,7 +246,8 @@ class BatchConfig:
             are what matter, this bounds the damage of one bad response).
         max_batch_bytes: Body size cap, envelope included; must stay below 500,000.
         linger: Seconds a batch may wait for more operations after its first one.
-        max_concurrent_requests: Requests in flight; also the number of ordering lanes.
+        max_concurrent_requests: Requests in flight at most (ordering is by person/object,
+            not by connection: more concurrency never costs order).
         max_buffer_bytes: Memory budget for admitted-but-unfinished operations (buffered,
             in flight and retrying all count).
         max_buffer_ops: Operation-count budget, counted the same way.
@@ -256,7 +257,9 @@ class BatchConfig:
         enqueue_timeout: Longest ``"block"`` wait, in seconds.
         overflow_fallback: What ``"block"`` does after ``enqueue_timeout``.
         ordering: ``"per_identifier"`` keeps each person's/object's operations in admission
-            order (one batch in flight per lane); ``"none"`` spreads them for throughput.
+            order (an operation waits only for earlier undecided operations that touch the
+            same person or object); ``"none"`` ignores order (every batch goes as soon as it
+            can).
         drain_timeout: Default deadline of ``aclose()``.
         flush_timeout: Default deadline of ``flush()``.
     """

@@ -32,9 +32,11 @@ class Ordering:
         new_held: Creates an empty held batch.
         open_batch: The current open batch with room for ``size`` more bytes (creates one).
         max_ops, max_bytes: Batch limits.
+        ordered: ``False`` (``BatchConfig(ordering="none")``): keys are ignored, every
+            operation joins the open batch (singles go on their own at once).
     """
 
-    __slots__ = ("_max_bytes", "_max_ops", "_new_held", "_open_batch", "owner")
+    __slots__ = ("_max_bytes", "_max_ops", "_new_held", "_open_batch", "ordered", "owner")
 
     def __init__(
         self,
@@ -43,8 +45,10 @@ class Ordering:
         open_batch: Callable[[int], Batch],
         max_ops: int,
         max_bytes: int,
+        ordered: bool = True,
     ) -> None:
         self.owner: dict[Hashable, Batch] = {}
+        self.ordered = ordered
         self._new_held = new_held
         self._open_batch = open_batch
         self._max_ops = max_ops
@@ -71,7 +75,12 @@ class Ordering:
 
     def place(self, op: Admissible, size: int) -> Batch:
         """The batch ``op`` joins (a single request gets a batch of its own)."""
-        keys = [op.key, *op.more_keys] if op.key is not None else list(op.more_keys)
+        if not self.ordered:
+            keys: list[Hashable] = []
+        elif op.key is not None:
+            keys = [op.key, *op.more_keys]
+        else:
+            keys = list(op.more_keys)
         owners: list[Batch] = []
         for key in keys:
             batch = self.live_owner(key)

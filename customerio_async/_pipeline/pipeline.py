@@ -98,7 +98,9 @@ class Pipeline(BatchKeeper):
             open_batch=self._open_with_room,
             max_ops=self._max_ops,
             max_bytes=self._max_bytes,
+            ordered=batch.ordering != "none",
         )
+        self._ordered = self._ordering.ordered
         self._owner = self._ordering.owner
         self._open: Batch | None = None
         self._live: dict[Batch, None] = {}
@@ -195,7 +197,7 @@ class Pipeline(BatchKeeper):
                 return None
             buffer.ops += 1
             buffer.bytes += size
-        key = op.key
+        key = op.key if self._ordered else None
         max_ops, max_bytes = self._max_ops, self._max_bytes
         if key is not None and op.single is None and not op.more_keys:
             owner = self._owner
@@ -212,7 +214,7 @@ class Pipeline(BatchKeeper):
                     nxt.keys.append(key)
                 else:
                     batch = self._ordering.place(op, size)
-        elif key is None and op.single is None and not op.more_keys:
+        elif key is None and op.single is None and not (op.more_keys and self._ordered):
             batch = self._open_with_room(size)
         else:
             batch = self._ordering.place(op, size)

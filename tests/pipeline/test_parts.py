@@ -242,3 +242,20 @@ async def test_callbacks_never_extend_the_deadline(caplog: pytest.LogCaptureFixt
     assert "cancelled 1 outcome callback" in caplog.text
     await asyncio.sleep(0)
     assert all(t.done() for t in ledger.callback_tasks)
+
+
+async def test_without_ordering_every_operation_joins_the_open_batch() -> None:
+    p = pipeline(max_batch_ops=1, ordering="none")
+    p.start()
+    first = p.try_admit(op("a"))
+    second = p.try_admit(op("a"))  # would be held behind the first with ordering
+    assert first is not None
+    assert second is not None
+    assert second._batch is not None
+    assert second._batch.state is READY
+    assert second._batch.deps == 0
+    merge = p.try_admit(op("a", "b"))
+    assert merge is not None
+    assert merge._batch is not None
+    assert merge._batch.deps == 0
+    p._abort()
