@@ -264,7 +264,7 @@ class BatchConfig:
         flush_timeout: Default deadline of ``flush()``.
     """
 
-    max_batch_ops: int = 2000
+    max_batch_ops: int = 5000
     max_batch_bytes: int = 450_000
     linger: float = 0.5
     max_concurrent_requests: int = 8
