@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from ._common.histogram import Histogram
+    from ._common.histogram import Histogram, LabelledHistograms
 
 __all__ = ["Metrics"]
 
@@ -63,6 +63,22 @@ def histogram_family(
         buckets.append(("+Inf", cumulative))
         family.add_metric(labels, buckets, sum_value=hist.sum)
     return family
+
+
+def request_latency_family(
+    prefix: str, region: str, series: LabelledHistograms
+) -> HistogramMetricFamily:
+    """``<prefix>http_request_duration_seconds`` from a client's per-attempt latency
+    histograms, keyed ``(api, endpoint template, region, status class)``."""
+    return histogram_family(
+        f"{prefix}http_request_duration_seconds",
+        "HTTP request latency per attempt (endpoint templates only).",
+        ["region", "api", "endpoint", "status_class"],
+        [
+            ([region, api, endpoint, status], hist)
+            for (api, endpoint, _, status), hist in list(series.series.items())
+        ],
+    )
 
 
 def _fmt(bound: float) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._http.stack import HTTPStack
-from .._metrics import counter, gauge, histogram_family
+from .._metrics import counter, gauge, request_latency_family
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -24,18 +24,9 @@ def app_metric_families(region: str, http: HTTPStack, prefix: str) -> list[Metri
     """
     accounting = http.accounting
     counters = http.counters
-    latency = [
-        ([region, api, endpoint, status], hist)
-        for (api, endpoint, _, status), hist in list(accounting.latency.series.items())
-    ]
     only = ["region"]
     return [
-        histogram_family(
-            f"{prefix}http_request_duration_seconds",
-            "HTTP request latency per attempt (endpoint templates only).",
-            ["region", "api", "endpoint", "status_class"],
-            latency,
-        ),
+        request_latency_family(prefix, region, accounting.latency),
         counter(
             f"{prefix}app_retries",
             "App API attempts retried, by cause.",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
 
-from .._metrics import counter, gauge, histogram_family
+from .._metrics import counter, gauge, histogram_family, request_latency_family
 
 if TYPE_CHECKING:
     from .._common.histogram import Histogram
@@ -22,17 +22,8 @@ def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:
     parts = client.observables()
     stats = client.statistics()
     only = ["region"]
-    latency = [
-        ([region, api, endpoint, status], hist)
-        for (api, endpoint, _, status), hist in list(parts.accounting.latency.series.items())
-    ]
     return [
-        histogram_family(
-            f"{prefix}http_request_duration_seconds",
-            "HTTP request latency per attempt (endpoint templates only).",
-            ["region", "api", "endpoint", "status_class"],
-            latency,
-        ),
+        request_latency_family(prefix, region, parts.accounting.latency),
         *(
             histogram_family(prefix + n, d, only, [([region], h)])
             for n, d, h in _histograms(parts, stats)

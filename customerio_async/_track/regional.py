@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
-from types import TracebackType
 
 from async_lru import alru_cache
 
+from .._common.lifecycle import SingleUseClient, State
 from .._config import Region, resolve_region
 from .._exceptions import ClientStateError, ConfigurationError
 from .._identifiers import Identifier
@@ -44,7 +44,7 @@ def subject_of(op: Operation) -> Identifier | None:
     return Identifier(key.id_type, key.value)
 
 
-class RegionalCustomerIO(TrackAPI):
+class RegionalCustomerIO(SingleUseClient, TrackAPI):
     """Routes every Track call to the workspace of the person's region.
 
     Every method of :class:`CustomerIO`'s Track API is available and returns the chosen
@@ -69,6 +69,8 @@ class RegionalCustomerIO(TrackAPI):
     Raises:
         ConfigurationError: No clients, or two clients for one region.
     """
+
+    _usage = "async with RegionalCustomerIO(...) as cio:"
 
     def __init__(
         self,
@@ -98,7 +100,14 @@ class RegionalCustomerIO(TrackAPI):
         regions = ",".join(sorted(r.value for r in self._clients)) or "unopened"
         return f"<RegionalCustomerIO regions={regions} default={self._default.value!r}>"
 
-    async def __aenter__(self) -> RegionalCustomerIO:
+    async def open(self) -> None:
+        """Open every regional client (``async with`` calls this).
+
+        Raises:
+            ConfigurationError: Two clients for one region.
+            ClientStateError: Opened twice (it is single-use, like the clients).
+        """
+        self._begin_open()
         stack = contextlib.AsyncExitStack()
         try:
             for client in self._all:
@@ -109,21 +118,15 @@ class RegionalCustomerIO(TrackAPI):
                     )
                 self._clients[client.region] = client
         except BaseException:
+            self._state = State.CLOSED
             await stack.aclose()
             raise
         self._stack = stack
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        self._state = State.OPEN
 
     async def aclose(self) -> None:
         """Drain and close every regional client."""
+        self._state = State.CLOSED
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()
