@@ -203,16 +203,16 @@ class Operation:
         return self.data
 
 
-def too_large(field: str, size: int) -> NoReturn:
+def too_large(field: str, size: int, why: str = "") -> NoReturn:
     """Refuse a v2 operation over 32,000 bytes (the per-operation limit of
-    ``/api/v2/batch`` and ``/api/v2/entity``).
+    ``/api/v2/batch`` and ``/api/v2/entity``); ``why`` explains why v2 had to carry it.
 
     Raises:
         LimitExceededError: Always.
     """
     raise LimitExceededError(
         f"the {field} operation is {size} bytes serialised; a v2 operation may be at most "
-        f"{MAX_OP_BYTES}",
+        f"{MAX_OP_BYTES}{why}",
         size=size,
         limit=MAX_OP_BYTES,
         field=field,
