@@ -351,6 +351,8 @@ class CustomerIO(SingleUseClient, TrackAPI):
         """A cheap snapshot of the pipeline's counters (accepted, delivered, rejected,
         dropped by reason, deduplicated, pending, buffered bytes, requests, retries…)."""
         stats = self._pipeline.statistics()
+        if not self._batching:  # no pipeline runs: the client's own state
+            stats = dataclasses.replace(stats, state=self._state.value)
         if self._dedup is not None and self._dedup.hits:
             stats = dataclasses.replace(stats, deduplicated=sum(self._dedup.hits.values()))
         return stats

@@ -317,5 +317,9 @@ def _key_of(identifiers: Any) -> OrderingKey | None:
         ((id_type, value),) = identifiers.items()
         if isinstance(id_type, str) and isinstance(value, (str, int)):
             text = str(value)
-            return OrderingKey("person", id_type, text.removeprefix("cio_"))
+            # Only a cio_id drops its prefix (as person_ref does): {"id": "cio_1"} is the
+            # id "cio_1", another person than {"cio_id": "1"}.
+            if id_type == "cio_id":
+                text = text.removeprefix("cio_")
+            return OrderingKey("person", id_type, text)
     return None
