@@ -50,8 +50,9 @@ def in_another_loop(make: Callable[[], Awaitable[Any]]) -> BaseException | None:
 async def test_a_call_from_another_event_loop_raises_at_once(
     fake: FakeCustomerIO, mode: Any
 ) -> None:
-    """Before: a client used from another loop than the one that opened it raised nothing,
-    and ``wait()`` on its receipt hung."""
+    """Before: a batched client used from another loop than the one that opened it raised
+    nothing (the operation joined a pipeline run by the other loop, from another thread);
+    a direct one failed inside aiohttp with a bare ``RuntimeError``."""
     async with mode(fake) as cio:
         calls: list[Callable[[], Awaitable[Any]]] = [
             lambda: cio.track("42", "e"),
@@ -67,6 +68,7 @@ async def test_a_call_from_another_event_loop_raises_at_once(
 
 
 async def test_waiting_on_a_receipt_from_another_loop_raises(fake: FakeCustomerIO) -> None:
+    """Before: ``receipt.wait()`` from another loop raised nothing."""
     async with batched(fake, batch=BatchConfig(linger=60.0)) as cio:
         receipt = await cio.track("42", "e")
         error = await asyncio.to_thread(in_another_loop, receipt.wait)
@@ -75,8 +77,8 @@ async def test_waiting_on_a_receipt_from_another_loop_raises(fake: FakeCustomerI
 
 
 async def test_flush_and_close_from_another_loop_raise(fake: FakeCustomerIO) -> None:
-    """Before: ``flush()`` from another loop hung (and touched the pipeline from another
-    thread)."""
+    """Before (and at the start of this work): ``flush()`` from another loop hung, after
+    touching the pipeline from another thread."""
     async with batched(fake, batch=BatchConfig(linger=60.0)) as cio:
         await cio.track("42", "e")
         for call in (cio.flush, cio.aclose, cio.check_credentials):
