@@ -310,13 +310,14 @@ class CustomerIO(SingleUseClient, TrackAPI):
         """
         if self._state is State.CLOSED:
             return
-        if self._forks != fork_count():
-            self._state = State.CLOSED
-            return  # a forked child must not drain or close the parent's connections
-        self._check_loop()
+        forked = self._forks != fork_count()
+        if not forked:
+            self._check_loop()
         opened = self._state is State.OPEN
         self._state = State.CLOSED
         self._admit_event = None
+        if forked:
+            return  # a forked child must not drain or close the parent's connections
         guard = self._stop_guard()
         try:
             if opened and self._batching:
