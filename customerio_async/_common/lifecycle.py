@@ -7,6 +7,7 @@ cannot be reopened: create a new one instead.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 from types import TracebackType
@@ -17,6 +18,9 @@ from .._exceptions import ClientStateError
 __all__ = ["SingleUseClient", "State", "fork_count"]
 
 _forks = [0]
+# Strong references to the open clients' loop guards: asyncio keeps only weak ones, and a
+# guard collected with its client would end as "Task was destroyed but it is pending".
+_GUARDS: set[asyncio.Task[None]] = set()
 
 
 def _count_fork() -> None:
@@ -84,6 +88,49 @@ class SingleUseClient:
             raise ClientStateError(
                 f"this {type(self).__name__} is {self._state.value}; a client can be opened once"
             )
+
+    # ------------------------------------------------------------------ the loop guard
+    #
+    # A client left open when its event loop ends (asyncio.run returns, a test's loop is torn
+    # down) would lose what it buffered without a word, and its cancelled requests would
+    # read as internal errors. One task per open client waits for aclose(); the loop's
+    # shutdown cancels every task at once, and this one runs before any callback of the
+    # others (theirs are scheduled only when they finish), so it settles the client first:
+    # one clear warning, everything undecided dropped as ``not_closed``, the pool closed.
+
+    _guard: tuple[asyncio.Task[None], asyncio.Future[None]] | None = None
+
+    def _start_guard(self) -> None:
+        """Watch for the running loop ending while this client is open."""
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(self._guard_until(closed), name="customerio-async guard")
+        _GUARDS.add(task)
+        task.add_done_callback(_GUARDS.discard)
+        self._guard = (task, closed)
+
+    async def _guard_until(self, closed: asyncio.Future[None]) -> None:
+        try:
+            await closed
+        except asyncio.CancelledError:
+            if self._state is State.OPEN:  # cancelled by the loop's end, not by aclose()
+                self._state = State.CLOSED
+                await self._loop_ended()
+            raise
+
+    def _stop_guard(self) -> asyncio.Task[None] | None:
+        """``aclose()`` is running: the guard ends quietly, in the next loop turn. Returns its
+        task, for ``aclose()`` to await last (a cancellation there then costs nothing)."""
+        guard, self._guard = self._guard, None
+        if guard is None:
+            return None
+        task, closed = guard
+        if not closed.done():
+            closed.set_result(None)
+        return task
+
+    async def _loop_ended(self) -> None:
+        """The loop is ending and the client was never closed: settle and release now."""
 
     def _check_state(self) -> None:
         """Refuse calls before ``open`` and after ``aclose``."""

@@ -79,22 +79,29 @@ class Buffer:
         self._wake()
         if not future.done():
             queued()
+        # asyncio.wait, not wait_for: before Python 3.12 wait_for swallows a cancellation
+        # that races with the grant (the caller, cancelled, was admitted anyway) and turns
+        # one racing with close() into ClientStateError. Here cancellation always wins.
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
-            return True
-        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-            return self._abandon(entry)
+            await asyncio.wait((future,), timeout=self._timeout)
         except asyncio.CancelledError:
             if self._abandon(entry):
                 self.release(1, size)  # granted meanwhile: give it back
             raise
+        if future.done():
+            future.result()  # ClientStateError when close() refused us
+            return True
+        return self._abandon(entry)  # enqueue_timeout (unless granted just now)
 
     def _abandon(self, entry: tuple[int, asyncio.Future[None]]) -> bool:
         """Leave the queue; ``True`` when the space had been reserved for us meanwhile."""
         try:
             self.blocked.remove(entry)
         except ValueError:
+            # Granted, or refused by close(): only a grant reserved space for us.
             return entry[1].done() and entry[1].exception() is None
+        # Leaving from the head of the line can let the admissions behind us in now.
+        self._wake()
         return False
 
     def _wake(self) -> None:

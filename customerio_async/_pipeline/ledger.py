@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BATCH_BYTES_BUCKETS", "BATCH_OPS_BUCKETS", "Epoch", "Ledger", "OutcomeLog"]
 
+_UNWIND = 0.1  # seconds a cancelled outcome callback gets to unwind at close
 BATCH_OPS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
 BATCH_BYTES_BUCKETS = (1e3, 5e3, 1e4, 5e4, 1e5, 2e5, 3e5, 4e5, 4.5e5, 5e5)
 
@@ -245,6 +246,9 @@ class Ledger:
                 "customerio-async: cancelled %d outcome callback(s) still running at close",
                 len(pending),
             )
+            # Let them unwind (one loop turn, normally), so none is left pending behind the
+            # close; a callback that ignores its cancellation gets a short grace, no more.
+            await asyncio.wait(pending, timeout=_UNWIND)
 
 
 async def _await_callback(result: Any) -> None:

@@ -398,10 +398,19 @@ class Pipeline(BatchKeeper):
             dropped,
         )
 
-    def _abort(self) -> None:
+    def abandon(self, reason: str) -> int:
+        """The event loop is ending with the client open: drop everything undecided as
+        ``reason`` now, without a drain (there is no time left). Returns how many."""
+        undecided = self._buffer.ops
+        self._abort(reason)
+        self._ledger.log.summarise()
+        return undecided
+
+    def _abort(self, reason: str | None = None) -> None:
         """Drop everything undecided and stop sending (synchronous, idempotent)."""
-        reason = "auth_failed" if self._gate.paused_reason() == "auth_failed" else None
-        reason = reason or "shutdown_timeout"
+        if reason is None:
+            paused = self._gate.paused_reason() == "auth_failed"
+            reason = "auth_failed" if paused else "shutdown_timeout"
         self._state = _CLOSED
         dispatch = self._dispatch
         if dispatch is not None:

@@ -48,8 +48,9 @@ class Outcome:
             to one sent moments ago, so never admitted — not an error).
         reason: Why, when not delivered: the API's ``reason`` or ``http_<status>`` for
             rejections; ``buffer_full``, ``delivery_timeout``, ``retries_exhausted``,
-            ``auth_failed``, ``unsafe_redirect``, ``shutdown_timeout`` or ``internal_error``
-            for drops; ``duplicate`` for de-duplicated operations.
+            ``auth_failed``, ``unsafe_redirect``, ``shutdown_timeout``, ``not_closed`` (the
+            event loop ended with the client open) or ``internal_error`` for drops;
+            ``duplicate`` for de-duplicated operations.
         message: The API's message for a rejection, or our explanation (never a value).
         http_status: The last HTTP status seen, when there was one.
         field: The field the API named for a rejection, when it named one.

@@ -106,7 +106,9 @@ class Person:
         """Create or update a person."""
         extra: dict[str, Any] = {}
         if attributes is not None:
-            check_attributes(attributes)
+            # created_at / _timestamp: Unix seconds, like identify() (a millisecond value
+            # fails here instead of being stored as a date in the year 55,000).
+            check_attributes(attributes, timestamps=True)
             extra["attributes"] = dict(attributes)
         if timestamp is not None:
             extra["timestamp"] = to_timestamp(timestamp)

@@ -164,7 +164,7 @@ def event(
         return Operation.event(kind, encoded, ref.key, ref, eid, id is not None)
     path_id = ref.v1_path_id
     if path_id is None:  # only v2 can address this person: its limit applies
-        too_large(kind, len(encoded))
+        too_large(kind, len(encoded), _V2_ONLY)
     body: dict[str, Any] = {"name": v2["name"], "data": attributes, "id": eid}
     if kind != "event":
         body["type"] = kind
@@ -179,6 +179,13 @@ def event(
     )
     payload, single = v1_single(request)
     return Operation(kind, payload, ref.key, ref, eid, id is not None, single=single, v1=request)
+
+
+_V2_ONLY = (
+    " (event data up to 100,000 bytes travels as a v1 request, but this person can only be "
+    "addressed through v2: a phone, or an identifier the v1 path could misread; address "
+    "them by email or cio_id for larger events)"
+)
 
 
 def anonymous_event(

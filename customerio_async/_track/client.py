@@ -273,6 +273,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
             if self._chain.skips_generated_events:
                 self._admit_event = self._pipeline.try_admit
         self._loop = asyncio.get_running_loop()
+        self._start_guard()
 
     async def check_credentials(self) -> RegionInfo:
         """Check the site id and API key now, with the cheapest authenticated request
@@ -309,17 +310,41 @@ class CustomerIO(SingleUseClient, TrackAPI):
         """
         if self._state is State.CLOSED:
             return
+        forked = self._forks != fork_count()
+        if not forked:
+            self._check_loop()
         opened = self._state is State.OPEN
         self._state = State.CLOSED
         self._admit_event = None
-        if self._forks != fork_count():
+        if forked:
             return  # a forked child must not drain or close the parent's connections
+        guard = self._stop_guard()
         try:
             if opened and self._batching:
                 drain = self._batch_config.drain_timeout if timeout is None else timeout
                 await self._pipeline.aclose(drain)
         finally:
             await self._transport.aclose()
+            if guard is not None and not guard.done():
+                await asyncio.wait({guard})  # no task of ours outlives aclose()
+
+    async def _loop_ended(self) -> None:
+        # The loop is ending under an open client (see SingleUseClient._start_guard).
+        self._admit_event = None
+        lost = self._pipeline.abandon("not_closed") if self._batching else 0
+        await self._pipeline.ledger.finish_callbacks(0.0)
+        logger.warning(
+            "customerio-async: CustomerIO was never closed: %d operation(s) were not "
+            "delivered; use `async with CustomerIO(...)` or `await cio.aclose()`",
+            lost,
+        )
+        await self._transport.aclose()
+
+    def _check_loop(self) -> None:
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            raise ClientStateError(
+                "this client was opened in another event loop; use it in the loop that opened it"
+            )
 
     def _check_open(self) -> None:
         if self._forks != fork_count():
@@ -330,6 +355,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
                 "create a new client in the child"
             )
         self._check_state()
+        self._check_loop()
 
     async def flush(self, timeout: float | None = None) -> FlushResult:
         """Send everything admitted so far now (no linger) and wait for its outcomes.
@@ -351,6 +377,8 @@ class CustomerIO(SingleUseClient, TrackAPI):
         """A cheap snapshot of the pipeline's counters (accepted, delivered, rejected,
         dropped by reason, deduplicated, pending, buffered bytes, requests, retries…)."""
         stats = self._pipeline.statistics()
+        if not self._batching:  # no pipeline runs: the client's own state
+            stats = dataclasses.replace(stats, state=self._state.value)
         if self._dedup is not None and self._dedup.hits:
             stats = dataclasses.replace(stats, deduplicated=sum(self._dedup.hits.values()))
         return stats
@@ -403,10 +431,7 @@ class CustomerIO(SingleUseClient, TrackAPI):
         return self._pipeline.try_admit(op)
 
     async def _send_direct(self, op: Operation) -> Receipt:
-        if asyncio.get_running_loop() is not self._loop:
-            raise ClientStateError(
-                "this client was opened in another event loop; use it in the loop that opened it"
-            )
+        self._check_loop()
         return await self._direct.send(op)
 
     async def batch(self, operations: Iterable[Operation | Mapping[str, Any]]) -> BatchResult:

@@ -203,16 +203,16 @@ class Operation:
         return self.data
 
 
-def too_large(field: str, size: int) -> NoReturn:
+def too_large(field: str, size: int, why: str = "") -> NoReturn:
     """Refuse a v2 operation over 32,000 bytes (the per-operation limit of
-    ``/api/v2/batch`` and ``/api/v2/entity``).
+    ``/api/v2/batch`` and ``/api/v2/entity``); ``why`` explains why v2 had to carry it.
 
     Raises:
         LimitExceededError: Always.
     """
     raise LimitExceededError(
         f"the {field} operation is {size} bytes serialised; a v2 operation may be at most "
-        f"{MAX_OP_BYTES}",
+        f"{MAX_OP_BYTES}{why}",
         size=size,
         limit=MAX_OP_BYTES,
         field=field,
@@ -317,5 +317,9 @@ def _key_of(identifiers: Any) -> OrderingKey | None:
         ((id_type, value),) = identifiers.items()
         if isinstance(id_type, str) and isinstance(value, (str, int)):
             text = str(value)
-            return OrderingKey("person", id_type, text.removeprefix("cio_"))
+            # Only a cio_id drops its prefix (as person_ref does): {"id": "cio_1"} is the
+            # id "cio_1", another person than {"cio_id": "1"}.
+            if id_type == "cio_id":
+                text = text.removeprefix("cio_")
+            return OrderingKey("person", id_type, text)
     return None

@@ -52,7 +52,7 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
 
         async with RegionalCustomerIO(
             [CustomerIO(us_site, us_key, region="us"), CustomerIO(eu_site, eu_key, region="eu")],
-            resolver=lookup_region,          # async def lookup_region(person_id) -> "us" | "eu"
+            resolver=lookup_region,  # async def lookup_region(person: Identifier) -> "eu"...
         ) as cio:
             await cio.identify("42", plan="pro")           # resolver decides
             await cio.using("eu").track("42", "login")      # explicit region
