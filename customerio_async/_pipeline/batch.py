@@ -41,7 +41,9 @@ class Batch:
         accepting: Whether new operations may be appended.
         deps: Unresolved batches it waits for.
         dependents: Batches waiting for it.
-        next: The held batch that waits for this one alone (reused for more operations).
+        next: The held batches that wait for this one alone, one per key group (reused for
+            more operations): operations queued behind a batch are split by key, so when it
+            is decided they can leave as several requests in parallel.
         forward, offset: Set when merged into another batch: receipts index ``offset`` on.
         outcome, exceptions: The outcome of every operation, and per-index exceptions.
         future: Resolved when the batch is done (created only when someone waits).
@@ -97,7 +99,7 @@ class Batch:
         self.count = 0
         self.deps = 0
         self.dependents: list[Batch] | None = None
-        self.next: Batch | None = None
+        self.next: dict[int, Batch] | None = None
         self.forward: Batch | None = None
         self.offset = 0
         self.outcome: Outcome | None = None

@@ -118,8 +118,10 @@ class BatchKeeper:
             if into.count + batch.count <= self._max_ops and grown <= self._max_bytes:
                 self._merge(batch, into)
                 return
+        # Ready, but still taking its own keys' operations until a request slot and a token
+        # let it leave (late binding, as for the open batch); a single never grows.
         batch.state = READY
-        batch.accepting = False
+        batch.accepting = batch.single is None and batch.epoch is current
         self._dispatch.want(batch)
 
     def _merge(self, batch: Batch, into: Batch) -> None:

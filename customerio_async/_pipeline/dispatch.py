@@ -194,10 +194,9 @@ class Dispatcher:
         except GiveUp as exc:
             self._finish(batch, Outcome("dropped", exc.reason, f"last error: {exc.cause}"), None)
             return
-        if batch.state == OPEN:
-            self._seal(batch)
-        if batch.state != READY:
+        if batch.state != OPEN and batch.state != READY:
             return  # decided while it waited (dropped at close)
+        self._seal(batch)  # no more operations: it leaves now
         if self._loop.time() >= batch.first_at + self._timeout:
             # It waited out its whole delivery_timeout (behind a predecessor that kept
             # failing, or for the gate): give up instead of sending it late.

@@ -34,9 +34,19 @@ class Ordering:
         max_ops, max_bytes: Batch limits.
         ordered: ``False`` (``BatchConfig(ordering="none")``): keys are ignored, every
             operation joins the open batch (singles go on their own at once).
+        groups: Key groups for operations waiting behind a batch (the request slots: each
+            group can leave as its own request when the batch ahead is decided).
     """
 
-    __slots__ = ("_max_bytes", "_max_ops", "_new_held", "_open_batch", "ordered", "owner")
+    __slots__ = (
+        "_max_bytes",
+        "_max_ops",
+        "_new_held",
+        "_open_batch",
+        "groups",
+        "ordered",
+        "owner",
+    )
 
     def __init__(
         self,
@@ -46,9 +56,11 @@ class Ordering:
         max_ops: int,
         max_bytes: int,
         ordered: bool = True,
+        groups: int = 1,
     ) -> None:
         self.owner: dict[Hashable, Batch] = {}
         self.ordered = ordered
+        self.groups = groups
         self._new_held = new_held
         self._open_batch = open_batch
         self._max_ops = max_ops
@@ -95,7 +107,8 @@ class Ordering:
         elif not owners:
             target = self._open_batch(size)
         elif len(owners) == 1:
-            target = self._after(owners[0], size)
+            first = keys[0] if keys else None
+            target = self._after(owners[0], size, hash(first) % self.groups)
         else:
             target = self._new_held()
             for owner in owners:
@@ -105,15 +118,18 @@ class Ordering:
         target.keys.extend(keys)
         return target
 
-    def _after(self, owner: Batch, size: int) -> Batch:
-        """The batch for an operation that must follow ``owner``'s operations."""
+    def _after(self, owner: Batch, size: int, group: int) -> Batch:
+        """The batch for an operation that must follow ``owner``'s operations (``group``:
+        its key's group, so operations waiting behind one batch form several batches)."""
         while True:
             if self.has_room(owner, size):
                 return owner  # open, or held with room: order within a batch is kept
-            nxt = owner.next
+            nexts = owner.next
+            nxt = nexts.get(group) if nexts is not None else None
             if nxt is None or nxt.state != HELD:
-                nxt = owner.next = self._new_held()
+                nxt = self._new_held()
                 nxt.depends_on(owner)
+                owner.next = {**(nexts or {}), group: nxt}
                 return nxt
             owner = nxt
 

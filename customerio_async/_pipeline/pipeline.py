@@ -99,7 +99,9 @@ class Pipeline(BatchKeeper):
             max_ops=self._max_ops,
             max_bytes=self._max_bytes,
             ordered=batch.ordering != "none",
+            groups=batch.max_concurrent_requests,
         )
+        self._groups = batch.max_concurrent_requests
         self._ordered = self._ordering.ordered
         self._owner = self._ordering.owner
         self._open: Batch | None = None
@@ -188,15 +190,11 @@ class Pipeline(BatchKeeper):
             self._refuse()
         size = len(data := op.data)
         if not reserved:
-            buffer = self._buffer
-            if (
-                buffer.blocked
-                or buffer.ops >= buffer.max_ops
-                or buffer.bytes + size > buffer.max_bytes
-            ):
+            buf = self._buffer
+            if buf.blocked or buf.ops >= buf.max_ops or buf.bytes + size > buf.max_bytes:
                 return None
-            buffer.ops += 1
-            buffer.bytes += size
+            buf.ops += 1
+            buf.bytes += size
         key = op.key if self._ordered else None
         max_ops, max_bytes = self._max_ops, self._max_bytes
         if key is not None and op.single is None and not op.more_keys:
@@ -208,7 +206,8 @@ class Pipeline(BatchKeeper):
             elif not (batch.accepting and batch.count < max_ops and batch.size + size < max_bytes):
                 # Its batch is sealed or full: the one that waits for it, if that has room
                 # (the usual case under load), else the general rules.
-                nxt = batch.next
+                nexts = batch.next
+                nxt = nexts.get(hash(key) % self._groups) if nexts else None
                 if nxt and nxt.accepting and nxt.count < max_ops and nxt.size + size < max_bytes:
                     batch = owner[key] = nxt
                     nxt.keys.append(key)
