@@ -146,7 +146,8 @@ class SyncClient(Generic[C]):
                 self._stale = True  # single-use: the next attempt builds a fresh one
                 raise
             handoff = HandOff(self._client, runner, self._batch, self._wait_timeout)
-            runner.submit(handoff.consume).add_done_callback(handoff.consumer_ended)
+            handoff.consumer = runner.submit(handoff.consume)
+            handoff.consumer.add_done_callback(handoff.consumer_ended)
             self._runner, self._handoff = runner, handoff
             self._state = _State.OPEN
             return handoff

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import threading
 import time
 from collections.abc import Awaitable
@@ -90,6 +91,7 @@ class HandOff:
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self.closing = False
+        self.consumer: concurrent.futures.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<HandOff queued={len(self._queue)} stalled={self._stalled}>"
@@ -108,11 +110,15 @@ class HandOff:
         if self._stalled or len(queue) >= self._cap:
             receipt._late = self._throttle()
         queue.append(receipt)
-        if self._sleeping:
-            self._sleeping = False
-            self._loop.call_soon_threadsafe(self._wake)
         if self.closing:
             self._retract(receipt)
+        elif self._sleeping:
+            self._sleeping = False
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is gone (closed under us)
+                self.closing = True
+                self._retract(receipt)
         return receipt
 
     def _throttle(self) -> bool:
@@ -157,10 +163,10 @@ class HandOff:
         marker = SyncReceipt(None, self)
         self._queue.append(marker)
         self._sleeping = False
-        self._loop.call_soon_threadsafe(self._wake)
         try:
+            self._loop.call_soon_threadsafe(self._wake)
             marker._wait_admitted(timeout)
-        except TimeoutError:
+        except (TimeoutError, RuntimeError):  # not in time, or the loop is gone
             return False
         return True
 
