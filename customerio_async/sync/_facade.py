@@ -150,6 +150,7 @@ class SyncClient(Generic[C]):
             handoff.consumer.add_done_callback(handoff.consumer_ended)
             self._runner, self._handoff = runner, handoff
             self._state = _State.OPEN
+            _OPEN.add(self)  # a running client is never collected unclosed: atexit drains it
             return handoff
 
     def close(self, timeout: float | None = None) -> None:
@@ -170,6 +171,7 @@ class SyncClient(Generic[C]):
             self._state = _State.CLOSED
             handoff, runner, self._handoff = self._handoff, self._runner, None
         _LIVE.discard(self)
+        _OPEN.discard(self)
         if handoff is None or runner is None:
             return
         if runner.in_loop_thread():
@@ -203,6 +205,7 @@ class SyncClient(Generic[C]):
         self._lock = threading.Lock()  # it may have been held by a parent thread
         self._runner = self._handoff = None
         self._stale = True
+        _OPEN.discard(self)  # started again on first use in this process
 
     # ------------------------------------------------------------------ calls
 
@@ -265,13 +268,14 @@ async def _snapshot(client: AsyncClient) -> Statistics:
 
 # -------------------------------------------------------------------- process hooks
 
-_LIVE: weakref.WeakSet[SyncClient[Any]] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[SyncClient[Any]] = weakref.WeakSet()  # every client not closed
+_OPEN: set[SyncClient[Any]] = set()  # started and not closed: held until closed
 _ORPHANS: list[object] = []  # a child's inherited loops and clients: kept, never collected
 
 
 def _close_all_at_exit() -> None:
     """``atexit``: drain every client still open, each within its ``drain_timeout``."""
-    for client in list(_LIVE):
+    for client in list(_OPEN):
         try:
             client.close()
         except Exception as exc:  # one client's failure must not stop the others

@@ -79,14 +79,16 @@ def test_exiting_right_after_sending_delivers_everything(server: ThreadedFake) -
     # nothing had been sent before the interpreter began to exit.
     out = run_script(
         f"""
-        cio = CustomerIO("{SITE_ID}", "{API_KEY}", track_url=URL, batch=BatchConfig(linger=60))
-        def send(t):
-            for i in range(250):
-                cio.track(f"user-{{t}}-{{i % 7}}", "exit-test", {{"i": i}})
-        threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
-        for t in threads: t.start()
-        for t in threads: t.join()
-        print(cio.statistics().delivered)
+        def main():  # the client is dropped on return, still open: atexit drains it anyway
+            cio = CustomerIO("{SITE_ID}", "{API_KEY}", track_url=URL, batch=BatchConfig(linger=60))
+            def send(t):
+                for i in range(250):
+                    cio.track(f"user-{{t}}-{{i % 7}}", "exit-test", {{"i": i}})
+            threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            print(cio.statistics().delivered)
+        main()
         """,
         server,
     )
