@@ -110,6 +110,11 @@ class SyncClient(Generic[C]):
     def open(self) -> None:
         """Start the loop thread and open the client now (else the first call does it).
 
+        Example::
+
+            cio = CustomerIO(site_id, api_key, verify_credentials=True)
+            cio.open()   # a wrong key raises AuthenticationError here, not on a later call
+
         Raises:
             ClientStateError: The client is closed.
             AuthenticationError: ``verify_credentials=True`` and the credentials are wrong.

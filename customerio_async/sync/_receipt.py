@@ -105,11 +105,21 @@ class SyncReceipt:
         return None if error is None else _not_admitted(error)
 
     def done(self) -> bool:
-        """Whether the operation has reached its terminal outcome."""
+        """Whether the operation has reached its terminal outcome.
+
+        Example::
+
+            if receipt.done():
+                print(receipt.outcome)
+        """
         return self.outcome is not None
 
     def wait(self, timeout: float | None = None) -> Outcome:
         """Block this thread until the terminal outcome (its batch is sent now, no linger).
+
+        Example::
+
+            outcome = cio.track("42", "purchased").wait(timeout=5)
 
         Args:
             timeout: Seconds; ``None`` waits as long as the pipeline may take to decide

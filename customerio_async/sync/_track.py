@@ -50,7 +50,9 @@ class CustomerIO(SyncClient[AsyncCustomerIO]):
 
     Every call returns in microseconds: the operation is validated in your thread and
     handed to a background event loop (a daemon thread) that batches it like the async
-    client does. Create one client per process and share it between threads::
+    client does. Create one client per process and share it between threads.
+
+    Example::
 
         cio = CustomerIO(site_id, api_key)          # the loop starts on first use
         cio.identify("42", email="ada@example.com")
