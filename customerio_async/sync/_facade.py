@@ -258,12 +258,15 @@ class SyncClient(Generic[C]):
         return self._run(self._client.flush, remaining, timeout=remaining + _GRACE)
 
     def statistics(self) -> Statistics:
-        """A snapshot of the pipeline's counters, taken in the loop thread.
+        """A snapshot of the pipeline's counters, taken in the loop thread (after
+        ``close()``: the final counters).
 
         Example::
 
             print(cio.statistics().delivered)
         """
+        if self._state is _State.CLOSED:
+            return self._client.statistics()  # the loop thread has stopped: nothing races
         return self._run(_snapshot, self._client, timeout=_START_TIMEOUT)
 
 

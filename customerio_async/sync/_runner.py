@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -31,6 +32,46 @@ __all__ = ["LoopThread"]
 
 T = TypeVar("T")
 _Ready = concurrent.futures.Future[tuple[BlockingPortal, asyncio.AbstractEventLoop]]
+
+
+class _ResolverPool(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor: where aiohttp resolves host names (``getaddrinfo``).
+
+    The stdlib's pools refuse new work once the interpreter begins to exit, before any
+    ``atexit`` hook runs, so the exit drain could not open a connection to a named host
+    (``track.customer.io``) and would drop everything it holds. These daemon workers start
+    with the loop and serve until the loop ends.
+    """
+
+    def __init__(self, name: str, workers: int = 2) -> None:
+        super().__init__(max_workers=1)  # the base's machinery stays unused: submit is ours
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"{name}-resolver", daemon=True)
+            for _ in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args, kwargs = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # the caller's future carries it
+                    future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for _ in self._workers:
+            self._jobs.put(None)
 
 
 class LoopThread:
@@ -52,6 +93,7 @@ class LoopThread:
         self._name = name
         self._forks = fork_count()
         self._portal: BlockingPortal | None = None
+        self._stopping = False
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -92,14 +134,20 @@ class LoopThread:
         except BaseException as exc:  # the loop died: nobody may wait on it any longer
             if not ready.done():
                 ready.set_exception(exc)
+            elif self._stopping:
+                # Teardown after a deliberate stop, e.g. asyncio starting a thread to shut
+                # the default executor down while the interpreter exits (3.12+ refuses).
+                logger.debug("customerio-async: background loop teardown: %r", exc)
             else:
                 logger.error("customerio-async: the background event loop failed: %r", exc)
         finally:
             self._fail_pending()
 
     async def _serve(self, ready: _Ready) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(_ResolverPool(self._name))
         async with BlockingPortal() as portal:
-            ready.set_result((portal, asyncio.get_running_loop()))
+            ready.set_result((portal, loop))
             await portal.sleep_until_stopped()
 
     def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
@@ -154,6 +202,7 @@ class LoopThread:
         thread, portal = self.thread, self._portal
         if thread is None or portal is None or self._forks != fork_count():
             return True
+        self._stopping = True
         if thread.is_alive():
             with contextlib.suppress(RuntimeError):  # already stopping
                 portal.start_task_soon(portal.stop, True)

@@ -170,9 +170,11 @@ def test_close_is_idempotent_and_later_calls_are_refused(server: ThreadedFake) -
     cio.close()
     assert receipt.outcome is not None
     assert receipt.outcome.delivered
-    for call in (lambda: cio.track("42", "late"), cio.open, cio.flush, cio.statistics):
+    for call in (lambda: cio.track("42", "late"), cio.open, cio.flush):
         with pytest.raises(ClientStateError):
             call()
+    final = cio.statistics()
+    assert (final.accepted, final.delivered, final.state) == (1, 1, "closed")
     assert [op.action for op in server.operations()] == ["event"]
 
 

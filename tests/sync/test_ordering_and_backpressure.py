@@ -186,6 +186,8 @@ def test_a_loop_thread_that_dies_leaves_nobody_blocked(server: ThreadedFake) -> 
         cio.track("42", "after-death")
     with pytest.raises(ClientStateError):
         cio.statistics()
+    with pytest.raises(ClientStateError):
+        cio.flush(timeout=1)
     cio.close(timeout=1)  # bounded, and quiet about the loop being gone
 
 

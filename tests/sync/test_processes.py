@@ -76,11 +76,14 @@ def test_a_forked_child_starts_its_own_loop_and_never_resends_the_parents_buffer
 
 def test_exiting_right_after_sending_delivers_everything(server: ThreadedFake) -> None:
     # No close(): the atexit hook drains. The linger is longer than the whole test, so
-    # nothing had been sent before the interpreter began to exit.
+    # nothing had been sent before the interpreter began to exit, and the host is a name:
+    # the first connection needs a DNS lookup while the interpreter is exiting.
     out = run_script(
         f"""
+        named = URL.replace("127.0.0.1", "localhost")
         def main():  # the client is dropped on return, still open: atexit drains it anyway
-            cio = CustomerIO("{SITE_ID}", "{API_KEY}", track_url=URL, batch=BatchConfig(linger=60))
+            batch = BatchConfig(linger=60)
+            cio = CustomerIO("{SITE_ID}", "{API_KEY}", track_url=named, batch=batch)
             def send(t):
                 for i in range(250):
                     cio.track(f"user-{{t}}-{{i % 7}}", "exit-test", {{"i": i}})
