@@ -76,14 +76,16 @@ class SyncClient(Generic[C]):
             def track(self, user_id: str, event: str) -> SyncReceipt:
                 return self._put(build_track(user_id, event), False)
 
+    The async client supplies what :class:`AsyncClient` lists: its own admission path
+    (``_admit_now``, ``_admit_late``, ``_call``), ``open``/``aclose``, ``flush``,
+    ``statistics`` and ``batching``; everything else here is API-neutral.
+
     Args:
         build: Makes a new, unopened async client (called now, and again in a forked child).
         batch: The async client's batch configuration.
         retry: Its retry policy (bounds the default wait).
         name: The loop thread's name.
     """
-
-    _usage = "with CustomerIO(...) as cio:"
 
     def __init__(
         self,
@@ -151,6 +153,7 @@ class SyncClient(Generic[C]):
                 self._stale = True  # single-use: the next attempt builds a fresh one
                 raise
             handoff = HandOff(self._client, runner, self._batch, self._wait_timeout)
+            handoff.direct = not self._client.batching
             handoff.consumer = runner.submit(handoff.consume)
             handoff.consumer.add_done_callback(handoff.consumer_ended)
             self._runner, self._handoff = runner, handoff
@@ -219,7 +222,7 @@ class SyncClient(Generic[C]):
         handoff = self._handoff
         if handoff is None:
             handoff = self._start()
-        if not self._client.batching:
+        if handoff.direct:
             return self._direct(handoff, op, wait)
         receipt = handoff.put(op)
         if wait:

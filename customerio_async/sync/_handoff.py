@@ -91,6 +91,7 @@ class HandOff:
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self.closing = False
+        self.direct = False  # the client sends each call itself (batching=False)
         self.consumer: concurrent.futures.Future[None] | None = None
 
     def __repr__(self) -> str:
