@@ -12,6 +12,10 @@ NAME``). Registered:
   operations); writes ``results/peers.md`` and ``results/chart.png`` (``--quick``,
   ``--reps N``, ``--sections headline,latency,scaling``). Needs ``pip install -e '.[bench]'``.
 
+* ``sync``: ``bench_sync.py``, the sync facade from 8 threads: caller-side CPU and wall time
+  per call, CPU per operation and operations lost at exit, against the official SDK and an
+  analytics-python-style thread+queue consumer; writes ``results/sync.md``.
+
 Examples::
 
     python benchmarks/run.py                       # everything (~5–6 min on 2 cores)
@@ -53,6 +57,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "peers": bench_peers.main,
     "middleware": _standalone("bench_middleware.py"),
     "webhooks": _standalone("bench_webhooks.py"),
+    "sync": _standalone("bench_sync.py"),
 }
 
 

@@ -257,7 +257,13 @@ class Pipeline(BatchKeeper):
             raise BufferFullError(
                 f"send buffer full ({buffer.ops} operations, {buffer.bytes} bytes)"
             )
-        # Accepted and dropped at once: it never held buffer space.
+        return self.drop_newest(op)
+
+    def drop_newest(self, op: Admissible) -> Receipt:
+        """Accept ``op`` and drop it at once as ``dropped(buffer_full)``, counted, logged and
+        passed to the callbacks like every drop (it never holds buffer space). The
+        ``drop_newest`` policy, and the sync facade's fallback for an operation whose caller
+        already waited ``enqueue_timeout`` for room."""
         receipt = Receipt(op, outcome=_BUFFER_FULL)
         self._ledger.drop_early(1, _BUFFER_FULL, self._ledger.epoch, [receipt])
         return receipt

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._exceptions import OperationDroppedError, OperationRejectedError, ValidationError
 from .._identifiers import IdentifierLike
-from .._pipeline.receipt import Receipt
+from .._pipeline.receipt import Outcome, Receipt
 from . import calls as ops
 from .operations import Operation
 from .validation import DeliveryMetric, PushEvent
@@ -396,8 +396,16 @@ async def confirm(receipt: Receipt) -> None:
         OperationRejectedError: The API refused the operation.
         OperationDroppedError: The SDK gave it up.
     """
-    outcome = await receipt.wait()
-    action = receipt.action
+    check_outcome(receipt.action, await receipt.wait())
+
+
+def check_outcome(action: str, outcome: Outcome) -> None:
+    """Raise unless ``outcome`` is delivered (or deduplicated): what ``wait=True`` means.
+
+    Raises:
+        OperationRejectedError: The API refused the operation.
+        OperationDroppedError: The SDK gave it up.
+    """
     if outcome.status == "rejected":
         raise OperationRejectedError(
             f"{action} rejected: {outcome.message or outcome.reason}", outcome=outcome

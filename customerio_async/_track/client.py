@@ -430,6 +430,16 @@ class CustomerIO(SingleUseClient, TrackAPI):
             return None
         return self._pipeline.try_admit(op)
 
+    def _admit_late(self, op: Operation) -> Receipt | None:
+        """The sync facade's admission of an operation whose caller already waited
+        ``enqueue_timeout`` for room: admitted if it fits now, else dropped(buffer_full)
+        at once (the ``block`` policy's fallback), without a second wait. ``None`` when
+        admission middleware wants ``op`` (the caller then takes :meth:`_call`)."""
+        receipt = self._admit_now(op)
+        if receipt is None and self._chain.select(op) is None:
+            receipt = self._pipeline.drop_newest(op)
+        return receipt
+
     async def _send_direct(self, op: Operation) -> Receipt:
         self._check_loop()
         return await self._direct.send(op)
