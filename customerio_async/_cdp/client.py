@@ -67,7 +67,9 @@ class PipelinesClient(SingleUseClient, PipelinesAPI):
     Calls have analytics-python's (``customerio-cdp-analytics``) names and argument order,
     as coroutines; each validates and serialises its message in the caller's task and
     admits it into the batching send pipeline (``/v1/batch``, ≤500,000 bytes a request,
-    ≤32,000 a message), which the ``async with`` block drains before it ends::
+    ≤32,000 a message), which the ``async with`` block drains before it ends.
+
+    Example::
 
         async with PipelinesClient(write_key) as analytics:
             await analytics.identify("42", {"email": "ada@example.com"})
@@ -141,19 +143,7 @@ class PipelinesClient(SingleUseClient, PipelinesAPI):
             pool=_pool_for(pool, batch),
             user_agent=user_agent,
         )
-        self._gate = (limiter or LocalLimiter()).gate(
-            api="pipelines",
-            # A digest, never the key: a Limiter may store or show workspace ids.
-            workspace=hashlib.sha256(key.encode()).hexdigest()[:16],
-            buckets={"default": rate_limit},
-        )
-        self._http = HTTPStack(
-            self._transport,
-            rules=pipelines_rules(rate_limit),
-            policy=retry,
-            gate=self._gate,
-            middleware=http_middleware,
-        )
+        self._build_stack(key, limiter, rate_limit, retry, http_middleware)
         self._pipeline = Pipeline(
             self._http.deliver,
             pipelines_format(batch.max_batch_ops, gzip=self._gzip),
@@ -169,6 +159,29 @@ class PipelinesClient(SingleUseClient, PipelinesAPI):
         self.metrics: Metrics = metrics if metrics is not None else Metrics()
         self._state = State.NEW
         self._forks = fork_count()
+
+    def _build_stack(
+        self,
+        key: str,
+        limiter: Limiter | None,
+        rate_limit: RateLimit | None,
+        retry: RetryPolicy,
+        middleware: Sequence[HTTPMiddleware],
+    ) -> None:
+        """The HTTP path, built once (see _http): retry → gate → yours → accounting."""
+        self._gate = (limiter or LocalLimiter()).gate(
+            api="pipelines",
+            # A digest, never the key: a Limiter may store or show workspace ids.
+            workspace=hashlib.sha256(key.encode()).hexdigest()[:16],
+            buckets={"default": rate_limit},
+        )
+        self._http = HTTPStack(
+            self._transport,
+            rules=pipelines_rules(rate_limit),
+            policy=retry,
+            gate=self._gate,
+            middleware=middleware,
+        )
 
     def __repr__(self) -> str:
         # Never the write key: reprs end up in logs and tracebacks.

@@ -14,7 +14,7 @@ string (naive = UTC), ``Decimal`` a number, as analytics-python does.
 from __future__ import annotations
 
 import decimal
-import enum
+import math
 import time
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -22,7 +22,6 @@ from typing import Any
 import orjson
 
 from .._common.ulid import new_ulid
-from .._common.wire import dumps
 from .._config import MAX_PIPELINES_MESSAGE_BYTES
 from .._exceptions import LimitExceededError, ValidationError
 from .._pipeline.protocol import SingleRequest
@@ -95,12 +94,23 @@ class PipelinesCall:
 
     @property
     def event_id(self) -> str:
-        """The ``messageId`` (what :attr:`Receipt.event_id` reports)."""
+        """The ``messageId`` (what :attr:`Receipt.event_id` reports).
+
+        Example::
+
+            receipt = await client.track("42", "Signed Up")
+            assert receipt.event_id == receipt.operation.event_id
+        """
         return self.message_id
 
     @property
     def message(self) -> dict[str, Any]:
-        """The message as a dict (parsed from its bytes)."""
+        """The message as a dict (parsed from its bytes).
+
+        Example::
+
+            PipelinesCall.from_dict({"type": "alias", "previousId": "a", "userId": "1"}).message
+        """
         parsed: dict[str, Any] = orjson.loads(self.data)
         return parsed
 
@@ -124,11 +134,36 @@ def _default(value: Any) -> Any:
         if not value.is_finite():
             raise TypeError("NaN and Infinity cannot be sent")
         return float(value)
-    if isinstance(value, enum.Enum):
-        return value.value
     if isinstance(value, (set, frozenset)):
         raise TypeError("sets have no order in JSON; pass a list")
     raise TypeError(f"values of type {type(value).__name__} are not JSON-serialisable")
+
+
+def _problem(exc: TypeError) -> str:
+    """orjson's refusal in words (never the value)."""
+    text = str(exc)
+    if isinstance(exc.__cause__, TypeError):  # our _default's own words
+        return str(exc.__cause__)
+    if "64-bit" in text:
+        return "integers must fit in 64 bits"
+    if "key must be str" in text:
+        return "keys must be strings (at every depth)"
+    if "UTF-8" in text:
+        return "contains a lone surrogate, which is not valid UTF-8"
+    if "ecursion" in text:
+        return "contains a circular reference or nests too deeply"
+    return "values must be JSON-serialisable"  # pragma: no cover - orjson's other refusals
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity hides in ``value`` (orjson writes them as null)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_non_finite(item) for item in value)
+    return False
 
 
 def encode(message: Mapping[str, Any], kind: str) -> bytes:
@@ -142,12 +177,13 @@ def encode(message: Mapping[str, Any], kind: str) -> bytes:
     try:
         data = _orjson_dumps(message, _default, _OPTIONS)
     except TypeError as exc:
-        if "64-bit" in str(exc):
-            raise ValidationError(f"{kind}: integers must fit in 64 bits", field=kind) from None
-        dumps(message, field=kind)  # the shared rules name the problem precisely
-        raise ValidationError(f"{kind}: {exc}", field=kind) from None
-    if data.find(b"null") != -1:
-        dumps(message, field=kind)  # orjson writes NaN as null: the strict pass refuses it
+        raise ValidationError(f"{kind}: {_problem(exc)}", field=kind) from None
+    # Only output with a null can hide a NaN: Customer.io's parser refuses NaN, and a null
+    # instead would silently change the value.
+    if data.find(b"null") != -1 and _non_finite(message):
+        raise ValidationError(
+            f"{kind} contains NaN or Infinity, which JSON cannot carry", field=kind
+        )
     if len(data) > MAX_PIPELINES_MESSAGE_BYTES:
         raise LimitExceededError(
             f"the {kind} message is {len(data)} bytes serialised; a Pipelines message may be at "
@@ -306,9 +342,9 @@ def _view(
     user, anonymous = _people(msg, user_id, anonymous_id)
     v.require_person(kind, user, anonymous, None)
     if category is not None:
-        msg["category"] = v.name(category, "category", required=False)
+        msg["category"] = v.name(category, "category")
     if name is not None:
-        msg["name"] = v.name(name, "name", required=False)
+        msg["name"] = v.name(name, "name")
     props = v.mapping(properties, "properties")
     msg["properties"] = props = props if props is not None else {}
     if props and kind == "page":

@@ -39,11 +39,6 @@ def pipelines_metric_families(
         ([region, api, endpoint, status], hist)
         for (api, endpoint, _, status), hist in list(http.accounting.latency.series.items())
     ]
-    outcomes: list[tuple[list[str], float]] = [
-        ([region, "delivered", ""], stats.delivered),
-        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
-        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
-    ]
     histograms = (
         ("operation_duration_seconds", "Admission to terminal outcome.", ledger.end_to_end),
         ("batch_operations", "Messages per /v1/batch request.", ledger.batch_ops),
@@ -61,6 +56,19 @@ def pipelines_metric_families(
             ["region", "api", "endpoint", "status_class"],
             latency,
         ),
+        *_counters(name, region, stats),
+        *(histogram_family(name + n, d, only, [([region], h)]) for n, d, h in histograms),
+        *(gauge(name + n, d, only, [([region], v)]) for n, d, v in gauges),
+    ]
+
+
+def _counters(name: str, region: str, stats: Statistics) -> list[Metric]:
+    outcomes: list[tuple[list[str], float]] = [
+        ([region, "delivered", ""], stats.delivered),
+        *(([region, "rejected", k], v) for k, v in stats.rejected_by_reason.items()),
+        *(([region, "dropped", k], v) for k, v in stats.dropped_by_reason.items()),
+    ]
+    return [
         counter(
             f"{name}operations",
             "Messages by terminal outcome and reason.",
@@ -74,14 +82,15 @@ def pipelines_metric_families(
             [([region, k], v) for k, v in stats.retries_by_cause.items()],
         ),
         counter(
-            f"{name}operations_accepted", "Messages admitted.", only, [([region], stats.accepted)]
+            f"{name}operations_accepted",
+            "Messages admitted.",
+            ["region"],
+            [([region], stats.accepted)],
         ),
         counter(
             f"{name}bytes_sent",
             "Request body bytes sent (after gzip).",
-            only,
+            ["region"],
             [([region], stats.bytes_sent)],
         ),
-        *(histogram_family(name + n, d, only, [([region], h)]) for n, d, h in histograms),
-        *(gauge(name + n, d, only, [([region], v)]) for n, d, v in gauges),
     ]

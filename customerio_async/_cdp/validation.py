@@ -211,14 +211,12 @@ def require_person(kind: str, user_id: str | None, anonymous_id: str | None, ema
     )
 
 
-def name(value: Any, field: str, *, required: bool) -> str | None:
+def name(value: Any, field: str, *, required: bool = False) -> str:
     """An event, page or screen name: a string; ``required`` ones must not be blank.
 
     Raises:
         ValidationError: Not a string, or blank when required.
     """
-    if value is None and not required:
-        return None
     if not isinstance(value, str):
         raise _refuse(field, "a string")
     if required and not value.strip():
@@ -260,15 +258,13 @@ def check_page_properties(properties: Mapping[str, Any]) -> None:
 
 
 def check_semantic(message: Mapping[str, Any]) -> None:
-    """A semantic event carries what PS requires of it (e.g. ``User Deleted`` a ``userId``).
+    """A semantic event (one of :data:`SEMANTIC_EVENTS`) carries what PS requires of it (e.g.
+    ``User Deleted`` a ``userId``).
 
     Raises:
         ValidationError: A required field is missing, or a property has the wrong type.
     """
-    semantic = SEMANTIC_EVENTS.get(message["event"])
-    if semantic is None:
-        return
-    required, properties = semantic
+    required, properties = SEMANTIC_EVENTS[message["event"]]
     for path in required:
         node: Any = message
         for part in path.split("."):
