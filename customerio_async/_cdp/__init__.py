@@ -2,9 +2,10 @@
 
 :mod:`.client` (:class:`PipelinesClient`: lifecycle, admission) and :mod:`.api` (the six
 calls, analytics-python's names and argument order) build :class:`PipelinesCall` s with
-:mod:`.messages` (validated by :mod:`.validation`, serialised once) and admit them into the
-send pipeline (``customerio_async._pipeline``, configured by :mod:`.protocol`: ``/v1/batch``,
-strict mode, gzip) over the shared HTTP stack; :mod:`.metrics` exposes its counters.
+:mod:`.messages` (validated by :mod:`.validation`, serialised once by :mod:`.wire`) and
+admit them into the send pipeline (``customerio_async._pipeline``, configured by
+:mod:`.protocol`: ``/v1/batch``, strict mode, gzip) over the shared HTTP stack;
+:mod:`.metrics` exposes its counters.
 
 The package imports only ``_pipeline``, ``_http``, ``_common``, ``_metrics`` and the leaves:
 never the Track or App clients.

@@ -29,7 +29,7 @@ from customerio_async import (
     RetryPolicy,
     ValidationError,
 )
-from customerio_async._cdp.messages import encode
+from customerio_async._cdp.wire import encode
 from customerio_async.testing import FakeCustomerIO, Fault, RecordedRequest
 
 from .conftest import fast

@@ -298,3 +298,17 @@ def test_the_batch_format() -> None:
     assert fmt.settle(ok, 3) == (DELIVERED, None)
     assert gzip_body(b"x" * 1023) == (b"x" * 1023, {})
     assert pipelines_format(1, gzip=False).encode is None
+
+
+def test_the_fast_track_makes_the_general_paths_message() -> None:
+    fast = body(m.track("1", "e", {"a": 1}))
+    general = body(m.track("1", "e", {"a": 1}, integrations={}))  # any argument: general
+    for sent in (fast, general):
+        sent.pop("messageId")
+        sent.pop("timestamp")
+    assert fast == general
+    assert list(fast) == list(general)  # the same key order on the wire
+    for user, event in (("", "e"), (" ", "e"), ("1", ""), ("1", " ")):
+        with pytest.raises(ValidationError):
+            m.track(user, event)
+    assert m.track("1", "User Deleted").action == "track"  # semantic: the general checks
