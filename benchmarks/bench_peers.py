@@ -235,10 +235,12 @@ class Meter:
 
 
 def _official(url: str) -> Any:
-    import customerio
+    # By full path: customerio-cdp-analytics (test extra) installs into the same package
+    # and may own customerio/__init__.py.
+    from customerio.track import CustomerIO
 
     host, port = _host_port(url)
-    return customerio.CustomerIO(SITE_ID, API_KEY, host=host, port=port)
+    return CustomerIO(SITE_ID, API_KEY, host=host, port=port)
 
 
 def _acio(url: str) -> Any:

@@ -11,6 +11,8 @@ NAME``). Registered:
   client (throughput, CPU/op, RSS, latency at 50 ms RTT vs the seed targets, scaling to 1M
   operations); writes ``results/peers.md`` and ``results/chart.png`` (``--quick``,
   ``--reps N``, ``--sections headline,latency,scaling``). Needs ``pip install -e '.[bench]'``.
+* ``cdp``: ``bench_cdp.py``, ``PipelinesClient`` against ``customerio-cdp-analytics`` (test
+  extra): msgs/s, CPU/msg, wire bytes, messages lost at exit, gzip levels; ``results/cdp.md``.
 
 * ``sync``: ``bench_sync.py``, the sync facade from 8 threads: caller-side CPU and wall time
   per call, CPU per operation and operations lost at exit, against the official SDK and an
@@ -58,6 +60,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "middleware": _standalone("bench_middleware.py"),
     "webhooks": _standalone("bench_webhooks.py"),
     "sync": _standalone("bench_sync.py"),
+    "cdp": _standalone("bench_cdp.py"),
 }
 
 

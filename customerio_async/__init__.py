@@ -21,6 +21,8 @@ from ._app import SendResult as SendResult
 from ._app import SendSMSRequest as SendSMSRequest
 from ._app import SendWhatsAppRequest as SendWhatsAppRequest
 from ._app import TriggerErrors as TriggerErrors
+from ._cdp import PipelinesCall as PipelinesCall
+from ._cdp import PipelinesClient as PipelinesClient
 from ._config import AppRateLimits as AppRateLimits
 from ._config import BatchConfig as BatchConfig
 from ._config import DedupConfig as DedupConfig
@@ -122,6 +124,8 @@ __all__ = [
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "Person",
+    "PipelinesCall",
+    "PipelinesClient",
     "PoolLimits",
     "PushEvent",
     "RateLimit",

@@ -17,12 +17,14 @@ from ._exceptions import ConfigurationError
 __all__ = [
     "DEFAULT_APP_RATE_LIMITS",
     "DEFAULT_BATCH",
+    "DEFAULT_PIPELINES_RATE_LIMIT",
     "DEFAULT_POOL",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_RETRY",
     "DEFAULT_TIMEOUTS",
     "ENV_API_KEY",
     "ENV_APP_API_KEY",
+    "ENV_PIPELINES_WRITE_KEY",
     "ENV_SITE_ID",
     "AppRateLimits",
     "BatchConfig",
@@ -35,6 +37,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "resolve_app_origin",
+    "resolve_pipelines_origin",
     "resolve_region",
     "resolve_track_origin",
 ]
@@ -43,6 +46,7 @@ __all__ = [
 ENV_SITE_ID = "CUSTOMERIO_SITE_ID"
 ENV_API_KEY = "CUSTOMERIO_API_KEY"
 ENV_APP_API_KEY = "CUSTOMERIO_APP_API_KEY"
+ENV_PIPELINES_WRITE_KEY = "CUSTOMERIO_PIPELINES_WRITE_KEY"
 
 # ----------------------------------------------------------------------------- API limits
 # From the contract (§1.4, §2.1, §3.3, §7). The SDK enforces them before any I/O.
@@ -74,6 +78,19 @@ MAX_BROADCAST_RECIPIENTS = 10_000  # ids, emails or per_user_data entries per tr
 MAX_BROADCAST_DATA_BYTES = 50_000  # the trigger's ``data`` object, serialised
 MAX_BROADCAST_BODY_BYTES = 25_000_000  # the whole trigger body
 
+# Data Pipelines (contract §5, §7 "Pipelines" rows, §10 U12): "a request is limited to 32KB; a
+# batch request is limited to 500KB total and 32KB per call", and over-limit requests are
+# answered 200 and silently dropped. Read as 1000-byte KB, like the Track limits: the stricter
+# reading can never be dropped by a server that means 1024. Measured on the JSON, before gzip.
+MAX_PIPELINES_MESSAGE_BYTES = 32_000
+MAX_PIPELINES_BATCH_BYTES = 500_000
+# gzip of /v1/batch bodies (README "Data Pipelines API", benchmarks/results/cdp.md): level 1
+# costs ~1.5 µs of CPU per ~330-byte message and sends ~7.5x fewer bytes; higher levels
+# double the CPU for ~20 % fewer bytes. Smaller bodies are sent as they are (header overhead).
+PIPELINES_GZIP = True
+PIPELINES_GZIP_LEVEL = 1
+PIPELINES_GZIP_MIN_BYTES = 1024
+
 # Reporting webhooks (contract §6, §10 U10). Customer.io gives up on a delivery after 4 s
 # and backlogs later events behind it, so receivers answer well before that.
 WEBHOOK_TOLERANCE = 300.0  # accepted |now - X-CIO-Timestamp|, seconds
@@ -102,6 +119,11 @@ class Region(str, enum.Enum):
     def app_origin(self) -> str:
         """Origin of the App API (``/v1`` is appended)."""
         return "https://api.customer.io" if self is Region.US else "https://api-eu.customer.io"
+
+    @property
+    def pipelines_origin(self) -> str:
+        """Origin of the Data Pipelines API (``/v1`` is appended)."""
+        return "https://cdp.customer.io" if self is Region.US else "https://cdp-eu.customer.io"
 
 
 RegionName = Literal["us", "eu"]
@@ -149,6 +171,20 @@ def resolve_app_origin(region: Region, api_url: str | None) -> str:
     if api_url is None:
         return region.app_origin
     return normalise_origin(api_url, "api_url", strip_suffixes=("/v1",))
+
+
+def resolve_pipelines_origin(region: Region, host: str | None) -> str:
+    """Return the Data Pipelines origin: ``host`` when given, else the region's host.
+
+    ``host`` is an origin such as ``http://127.0.0.1:8080`` (analytics-python's ``host``); a
+    trailing ``/v1`` is tolerated and removed.
+
+    Raises:
+        ConfigurationError: When ``host`` is not an absolute http(s) URL.
+    """
+    if host is None:
+        return region.pipelines_origin
+    return normalise_origin(host, "host", strip_suffixes=("/v1",))
 
 
 def normalise_origin(url: str, name: str, *, strip_suffixes: tuple[str, ...] = ()) -> str:
@@ -384,6 +420,8 @@ DEFAULT_APP_RATE_LIMITS = AppRateLimits()
 DEFAULT_BATCH = BatchConfig()
 DEFAULT_RETRY = RetryPolicy()
 DEFAULT_RATE_LIMIT = RateLimit()
+# Data Pipelines: "3000 requests per 3 seconds" (PS, soft), the documented figure itself.
+DEFAULT_PIPELINES_RATE_LIMIT = RateLimit(requests_per_second=1000.0, burst=100)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,17 @@ To change how the client is built (direct mode, your middleware, other limits), 
 
 or open another client on the same server with ``customerio_fake.new_client(...)``.
 
+The same server speaks the Data Pipelines API: ``customerio_fake.pipelines`` is an open
+:class:`~customerio_async.PipelinesClient` pointed at it (same fast defaults; override
+``customerio_pipelines_options`` to change them), and ``customerio_pipelines`` is that client
+as a fixture of its own::
+
+    async def test_order_is_tracked(customerio_fake, customerio_pipelines):
+        await customerio_pipelines.track("42", "Order Completed", {"total": 42.5})
+        messages = await customerio_fake.pipelines_delivered()
+        assert [m.event for m in messages] == ["Order Completed"]
+        assert customerio_fake.server.pipelines_drops == []   # nothing silently dropped
+
 The fixtures import the fake server (and aiohttp's server side) only when first used.
 """
 
@@ -38,11 +49,18 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import pytest
 
 if TYPE_CHECKING:
+    from ._cdp.client import PipelinesClient
     from ._pipeline.receipt import FlushResult
     from ._track.client import CustomerIO
-    from .testing import AppliedOperation, FakeCustomerIO
+    from .testing import AppliedOperation, FakeCustomerIO, PipelinesMessage
 
-__all__ = ["CustomerIOFake", "customerio_fake", "customerio_fake_options"]
+__all__ = [
+    "CustomerIOFake",
+    "customerio_fake",
+    "customerio_fake_options",
+    "customerio_pipelines",
+    "customerio_pipelines_options",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -72,17 +90,22 @@ def _fast_defaults() -> dict[str, Any]:
 
 
 class CustomerIOFake:
-    """What the ``customerio_fake`` fixture yields: a fake server and a client for it.
+    """What the ``customerio_fake`` fixture yields: a fake server and clients for it.
 
     Attributes:
         server: The started :class:`~customerio_async.testing.FakeCustomerIO`
-            (``operations``, ``requests``, ``people()``, ``add_fault()``…).
+            (``operations``, ``requests``, ``people()``, ``pipelines_messages``,
+            ``add_fault()``…).
         client: An open :class:`~customerio_async.CustomerIO` pointed at ``server``.
+        pipelines: An open :class:`~customerio_async.PipelinesClient` pointed at ``server``.
     """
 
-    def __init__(self, server: FakeCustomerIO, client: CustomerIO) -> None:
+    def __init__(
+        self, server: FakeCustomerIO, client: CustomerIO, pipelines: PipelinesClient
+    ) -> None:
         self.server: FakeCustomerIO = server
         self.client: CustomerIO = client
+        self.pipelines: PipelinesClient = pipelines
 
     def __repr__(self) -> str:
         return f"<CustomerIOFake url={self.server.url!r} client={self.client!r}>"
@@ -101,6 +124,17 @@ class CustomerIOFake:
         await self.client.flush()
         return list(self.server.operations)
 
+    async def pipelines_delivered(self) -> list[PipelinesMessage]:
+        """Flush the Pipelines client and return every message the fake accepted, in order.
+
+        Example::
+
+            await customerio_fake.pipelines.identify("42", {"plan": "pro"})
+            [message] = await customerio_fake.pipelines_delivered()
+        """
+        await self.pipelines.flush()
+        return list(self.server.pipelines_messages)
+
     @contextlib.asynccontextmanager
     async def new_client(self, **options: Any) -> AsyncIterator[CustomerIO]:
         """Open another client on the same fake (same fast defaults, ``options`` win)::
@@ -109,6 +143,16 @@ class CustomerIOFake:
             ...
         """
         async with _open_client(self.server, options) as client:
+            yield client
+
+    @contextlib.asynccontextmanager
+    async def new_pipelines_client(self, **options: Any) -> AsyncIterator[PipelinesClient]:
+        """Open another Pipelines client on the same fake (fast defaults, ``options`` win)::
+
+        async with customerio_fake.new_pipelines_client(gzip=False) as plain:
+            ...
+        """
+        async with _open_pipelines(self.server, options) as client:
             yield client
 
 
@@ -123,6 +167,24 @@ async def _open_client(
         yield client
 
 
+@contextlib.asynccontextmanager
+async def _open_pipelines(
+    server: FakeCustomerIO, options: dict[str, Any]
+) -> AsyncIterator[PipelinesClient]:
+    from ._cdp.client import PipelinesClient
+
+    kwargs = {**_fast_defaults(), "host": server.url, **options}
+    async with PipelinesClient(server.pipelines_write_key, **kwargs) as client:
+        yield client
+
+
+@pytest.fixture
+def customerio_pipelines_options() -> dict[str, Any]:
+    """Keyword arguments for the ``customerio_fake.pipelines`` client (``{}``: the fast
+    defaults); override it to change them, e.g. ``{"gzip": False}``."""
+    return {}
+
+
 @pytest.fixture
 def customerio_fake_options() -> dict[str, Any]:
     """Keyword arguments for the ``customerio_fake`` client; override it to change them.
@@ -135,13 +197,26 @@ def customerio_fake_options() -> dict[str, Any]:
 @_async_fixture
 async def customerio_fake(
     customerio_fake_options: dict[str, Any],
+    customerio_pipelines_options: dict[str, Any],
 ) -> AsyncIterator[CustomerIOFake]:
-    """A started ``FakeCustomerIO`` and an open ``CustomerIO`` pointed at it.
+    """A started ``FakeCustomerIO``, an open ``CustomerIO`` and an open ``PipelinesClient``
+    pointed at it.
 
-    The client is closed (its buffer drained) before the server stops, so every operation
+    The clients are closed (their buffers drained) before the server stops, so everything
     your test sent has reached the fake by teardown.
     """
     from .testing import FakeCustomerIO
 
-    async with FakeCustomerIO() as server, _open_client(server, customerio_fake_options) as client:
-        yield CustomerIOFake(server, client)
+    async with (
+        FakeCustomerIO() as server,
+        _open_client(server, customerio_fake_options) as client,
+        _open_pipelines(server, customerio_pipelines_options) as pipelines,
+    ):
+        yield CustomerIOFake(server, client, pipelines)
+
+
+@_async_fixture
+async def customerio_pipelines(customerio_fake: CustomerIOFake) -> PipelinesClient:
+    """The open ``PipelinesClient`` of ``customerio_fake`` (its server is
+    ``customerio_fake.server``)."""
+    return customerio_fake.pipelines

@@ -154,6 +154,14 @@ async def test_worker_recipe() -> None:
     assert result["pending"] == 0
 
 
+async def test_pipelines_recipe() -> None:
+    status, out, err = await run_example(str(EXAMPLES / "pipelines.py"), "--fake", "--users", "50")
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["messages"] == result["delivered"] == result["accepted_by_fake"] == 350
+    assert result["rejected"] == result["dropped"] == 0
+
+
 @pytest.fixture
 async def external_fake() -> AsyncIterator[FakeCustomerIO]:
     async with FakeCustomerIO(site_id="recipe-site", api_key="recipe-key") as fake:

@@ -20,7 +20,7 @@ pytest_plugins = ["pytester"]
 USER_TESTS = """
 import pytest
 
-from customerio_async import CustomerIO
+from customerio_async import CustomerIO, PipelinesClient
 from customerio_async.pytest_plugin import CustomerIOFake
 
 
@@ -49,6 +49,21 @@ async def test_flush_and_a_second_client(customerio_fake: CustomerIOFake) -> Non
         receipt = await direct.track("1", "clicked")
         assert receipt.outcome is not None and receipt.outcome.delivered
     assert len(customerio_fake.server.operations) == 2
+
+
+@pytest.mark.asyncio
+async def test_pipelines_calls_reach_the_same_fake(
+    customerio_fake: CustomerIOFake, customerio_pipelines: PipelinesClient
+) -> None:
+    assert customerio_pipelines is customerio_fake.pipelines
+    await customerio_pipelines.identify("42", {"plan": "pro"})
+    await customerio_pipelines.track("42", "Order Completed", {"total": 42.5})
+    messages = await customerio_fake.pipelines_delivered()
+    assert [m.type for m in messages] == ["identify", "track"]
+    assert customerio_fake.server.pipelines_profiles() == {"42": {"plan": "pro"}}
+    async with customerio_fake.new_pipelines_client(gzip=False) as plain:
+        await plain.alias("anon-1", "42", wait=True)
+    assert customerio_fake.server.pipelines_drops == []
 
 
 # A project's own fixtures named like ours (fake, cio) do not clash with the plugin.
@@ -109,7 +124,7 @@ def test_fixture_in_a_users_suite(pytester: pytest.Pytester, forget_plugin_modul
         "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_options_fixture_selects_direct_mode(pytester: pytest.Pytester) -> None:

@@ -1,4 +1,4 @@
-"""Track API credentials from the command line or the environment."""
+"""API credentials from the command line or the environment."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import os
 
 from .errors import UsageError
-from .sdk import ENV_API_KEY, ENV_SITE_ID
+from .sdk import ENV_API_KEY, ENV_PIPELINES_WRITE_KEY, ENV_SITE_ID
 
-__all__ = ["credentials"]
+__all__ = ["credentials", "write_key"]
 
 
 def credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -27,3 +27,15 @@ def credentials(args: argparse.Namespace) -> tuple[str, str]:
             f"or set {ENV_SITE_ID} and {ENV_API_KEY}"
         )
     return site, key
+
+
+def write_key(args: argparse.Namespace) -> str:
+    """The Pipelines write key from ``--write-key`` or the environment.
+
+    Raises:
+        UsageError: It is missing.
+    """
+    key = args.write_key or os.environ.get(ENV_PIPELINES_WRITE_KEY)
+    if not key:
+        raise UsageError(f"missing credentials: pass --write-key or set {ENV_PIPELINES_WRITE_KEY}")
+    return str(key)

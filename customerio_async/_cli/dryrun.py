@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 
 from .feed import prepare_line
+from .operations import LINE_APIS
 from .progress import Console
 from .readers import Format, inspect, open_lines
 
@@ -14,8 +15,9 @@ __all__ = ["SHOWN", "dry_run"]
 SHOWN = 20  # invalid lines named on stderr
 
 
-def dry_run(path: Path, fmt: Format, console: Console) -> int:
-    """Validate ``path`` and print a summary. Exit status 0 (all valid) or 1.
+def dry_run(path: Path, fmt: Format, console: Console, api: str = "track") -> int:
+    """Validate ``path`` (lines for ``api``) and print a summary. Exit status 0 (all valid)
+    or 1.
 
     Raises:
         UsageError: The file cannot be read, is not UTF-8, or has an unusable CSV header.
@@ -24,9 +26,10 @@ def dry_run(path: Path, fmt: Format, console: Console) -> int:
     by_type: collections.Counter[str] = collections.Counter()
     bad: list[tuple[int, str]] = []
     read = blank = 0
-    for line in open_lines(path, fmt):
+    build = LINE_APIS[api]
+    for line in open_lines(path, fmt, build.columns):
         read += 1
-        item = prepare_line(line, identity, None)
+        item = prepare_line(line, identity, None, build.build)
         if item.kind == "blank":
             blank += 1
         elif item.op is not None:

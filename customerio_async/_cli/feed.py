@@ -8,14 +8,15 @@ requested: the line in hand stays unsettled and the next run reads it again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from customerio_async import CustomerIO, Operation, ValidationError
+from customerio_async import CustomerIO, Operation, PipelinesCall, PipelinesClient, ValidationError
 
 from .checkpoint import Checkpoint
-from .operations import LineError, build_operation
+from .operations import LINE_APIS, LineError, build_operation
 from .readers import ChunkReader, Format, Line, open_lines
 from .settle import Settler
 from .stopping import Stopper, first_of
@@ -25,6 +26,8 @@ __all__ = ["PENDING_BYTES", "FeedOptions", "Feeder", "Prepared", "prepare_line"]
 PENDING_BYTES = 32 * 1024 * 1024  # undecided line bytes before reading pauses
 
 Kind = Literal["skip", "blank", "parse", "validation", "op"]
+Client = CustomerIO | PipelinesClient
+Built = Operation | PipelinesCall
 
 
 @dataclass(slots=True)
@@ -33,7 +36,7 @@ class Prepared:
 
     line: Line
     kind: Kind
-    op: Operation | None = None
+    op: Built | None = None
     message: str = ""
 
 
@@ -45,9 +48,15 @@ class FeedOptions:
     format: Format
     identity: str
     window: int
+    api: str = "track"
 
 
-def prepare_line(line: Line, identity: str, ckpt: Checkpoint | None) -> Prepared:
+def prepare_line(
+    line: Line,
+    identity: str,
+    ckpt: Checkpoint | None,
+    build: Callable[[Line, str], Built] = build_operation,
+) -> Prepared:
     """Classify ``line`` and build its operation (pure: runs in the reading thread)."""
     if ckpt is not None and ckpt.settled(line.number):
         return Prepared(line, "skip")
@@ -56,7 +65,7 @@ def prepare_line(line: Line, identity: str, ckpt: Checkpoint | None) -> Prepared
     if line.error is not None:
         return Prepared(line, "parse", message=line.error)
     try:
-        return Prepared(line, "op", build_operation(line, identity))
+        return Prepared(line, "op", build(line, identity))
     except (LineError, ValidationError) as exc:
         return Prepared(line, "validation", message=str(exc))
 
@@ -84,14 +93,15 @@ class Feeder:
     ) -> Feeder:
         """A feeder over ``options.path``."""
         identity = options.identity
+        api = LINE_APIS[options.api]
 
         def prepare(line: Line) -> Prepared:
-            return prepare_line(line, identity, ckpt)
+            return prepare_line(line, identity, ckpt, api.build)
 
-        reader = ChunkReader(open_lines(options.path, options.format), prepare)
+        reader = ChunkReader(open_lines(options.path, options.format, api.columns), prepare)
         return cls(reader=reader, settler=settler, stopper=stopper, window=options.window)
 
-    async def run(self, cio: CustomerIO) -> bool:
+    async def run(self, cio: Client) -> bool:
         """Feed the whole file; returns whether it was read to the end (not stopped)."""
         stopped = self.stopper.stopped
         try:
@@ -104,7 +114,7 @@ class Feeder:
         finally:
             self.reader.close()
 
-    async def _feed(self, cio: CustomerIO, item: Prepared) -> bool:
+    async def _feed(self, cio: Client, item: Prepared) -> bool:
         """Hand one line over; ``False`` when a stop came while waiting for room."""
         line = item.line
         settler = self.settler
@@ -133,12 +143,12 @@ class Feeder:
             await first_of(settler.changed(), stopped)
         return not stopped.is_set()
 
-    async def _admit(self, cio: CustomerIO, op: Operation, line: Line) -> None:
+    async def _admit(self, cio: Client, op: Built, line: Line) -> None:
         counts = self.settler.counts
         if not self.started:
             self.started = True
             self.settler.console.progress.working()
-        receipt = await cio.send(op)
+        receipt = await cio.send(op)  # type: ignore[arg-type]  # each client its own kind
         counts.sent += 1
         counts.by_type[op.action] += 1
         self.settler.track(receipt, line)

@@ -32,6 +32,7 @@ from customerio_async import (
     BatchConfig,
     CustomerIO,
     CustomerIOError,
+    PipelinesClient,
     RateLimit,
     RegionInfo,
     RetryPolicy,
@@ -39,7 +40,7 @@ from customerio_async import (
 
 from .checkpoint import Checkpoint, LineTracker, write_atomically
 from .errors import UsageError, failure
-from .feed import PENDING_BYTES, Feeder, FeedOptions
+from .feed import PENDING_BYTES, Client, Feeder, FeedOptions
 from .progress import Console
 from .readers import Format, inspect
 from .rejects import RejectsFile
@@ -70,6 +71,9 @@ class ImportOptions:
     api_key: str | None = None
     region: str = "us"
     track_url: str | None = None
+    api: str = "track"  # or "pipelines": Segment-spec lines to the Data Pipelines API
+    write_key: str | None = None
+    pipelines_url: str | None = None
     dry_run: bool = False
     rate: float = 100.0  # requests per second; 0: no limit
     batch_size: int = 2000
@@ -123,7 +127,7 @@ class ImportJob:
 
     # ------------------------------------------------------------------ setup
 
-    def _client(self) -> CustomerIO:
+    def _client(self) -> Client:
         opts = self.options
         batch = BatchConfig(
             max_batch_ops=opts.batch_size,
@@ -137,6 +141,17 @@ class ImportJob:
         rate = None
         if opts.rate > 0:  # --rate 0 means no client-side limit
             rate = RateLimit(requests_per_second=opts.rate, burst=max(1, min(20, int(opts.rate))))
+        if opts.api == "pipelines":
+            return PipelinesClient(
+                opts.write_key,
+                opts.pipelines_url,
+                region=opts.region,
+                batch=batch,
+                retry=opts.retry,
+                rate_limit=rate,
+                on_outcome=self.settler.on_outcome,
+                http_middleware=[self.stopper.gate],
+            )
         return CustomerIO(
             opts.site_id,
             opts.api_key,
@@ -163,12 +178,12 @@ class ImportJob:
             )
         return identity, total, ckpt
 
-    async def _connect(self, cio: CustomerIO) -> RegionInfo | None:
+    async def _connect(self, cio: Client) -> RegionInfo | str | None:
         """Open the client and check the credentials; ``None`` when stopped meanwhile."""
         await cio.open()
         try:
             # Fail fast on bad credentials or an unreachable URL, before reading anything.
-            info = await first_of(cio.get_region(), self.stopper.stopped)
+            info = await first_of(_check(cio), self.stopper.stopped)
         except CustomerIOError as exc:
             await cio.aclose(0)
             raise failure(exc, cio.origin) from exc
@@ -177,9 +192,13 @@ class ImportJob:
             raise
         if info is not None:
             rate = self.options.rate
+            where = (
+                info
+                if isinstance(info, str)
+                else f"workspace {info.environment_id} ({info.region.value})"
+            )
             self.console.note(
-                f"importing {self.options.path} into workspace {info.environment_id} "
-                f"({info.region.value}), "
+                f"importing {self.options.path} into {where}, "
                 + (f"at up to {rate:g} requests/s" if rate > 0 else "no rate limit")
             )
         return info
@@ -206,10 +225,10 @@ class ImportJob:
         return self._report(ckpt, complete=complete)
 
     async def _feed_all(
-        self, cio: CustomerIO, state: Checkpoint, identity: str, ckpt: Checkpoint | None
+        self, cio: Client, state: Checkpoint, identity: str, ckpt: Checkpoint | None
     ) -> bool:
         opts = self.options
-        feed = FeedOptions(opts.path, opts.format, identity, opts.window)
+        feed = FeedOptions(opts.path, opts.format, identity, opts.window, opts.api)
         feeder = Feeder.for_file(feed, self.settler, self.stopper, ckpt)
         ticker = asyncio.ensure_future(self._tick(state))
         complete = False
@@ -224,7 +243,7 @@ class ImportJob:
             await self._close_run(state, complete)
         return complete
 
-    async def _stop_client(self, cio: CustomerIO) -> None:
+    async def _stop_client(self, cio: Client) -> None:
         """Close the client without a drain: whatever is undecided is not settled."""
         if self.stopper.reason is not None:
             await self.stopper.settle_in_flight()
@@ -282,3 +301,12 @@ class ImportJob:
             nothing_left_before=ckpt is not None and ckpt.nothing_left,
         )
         return report(self.console, result)
+
+
+async def _check(cio: Client) -> RegionInfo | str:
+    """The credentials check: the Track region lookup, or the Pipelines write-key check
+    (an empty strict-mode batch); its description of where the lines go."""
+    if isinstance(cio, PipelinesClient):
+        await cio.check_credentials()
+        return f"the Data Pipelines source ({cio.region.value})"
+    return await cio.get_region()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from customerio_async import ConfigurationError, CustomerIOError
 
-from .credentials import credentials
+from .credentials import credentials, write_key
 from .dryrun import dry_run
 from .errors import CommandError, UsageError, describe, exit_status
 from .job import ImportJob, ImportOptions
@@ -36,7 +36,17 @@ __all__ = ["main", "run"]
 
 def _import_options(args: argparse.Namespace) -> ImportOptions:
     path: Path = args.file
-    site, key = (None, None) if args.dry_run else credentials(args)
+    pipelines = args.api == "pipelines"
+    if pipelines and args.region == "auto":
+        raise UsageError(
+            "--region auto needs Track credentials; give us or eu with --api pipelines"
+        )
+    site = key = write = None
+    if not args.dry_run:
+        if pipelines:
+            write = write_key(args)
+        else:
+            site, key = credentials(args)
     return ImportOptions(
         path=path,
         format=detect_format(path, args.format),
@@ -46,6 +56,9 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
         api_key=key,
         region=args.region,
         track_url=args.track_url,
+        api=args.api,
+        write_key=write,
+        pipelines_url=args.pipelines_url,
         dry_run=args.dry_run,
         rate=args.rate,
         batch_size=args.batch_size,
@@ -57,7 +70,7 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
 async def _import(args: argparse.Namespace, console: Console, *, handle: bool) -> int:
     options = _import_options(args)
     if options.dry_run:
-        return dry_run(options.path, options.format, console)
+        return dry_run(options.path, options.format, console, options.api)
     job = ImportJob(options, out=console.out, err=console.err)
     if not handle:
         return await job.run()

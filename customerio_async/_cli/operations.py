@@ -1,4 +1,5 @@
-"""An import line becomes an SDK operation: ``identify``, ``track`` or ``add_device``.
+"""An import line becomes an SDK operation: ``identify``, ``track`` or ``add_device`` (Track),
+or a Segment-spec Data Pipelines call (``--api pipelines``: :func:`build_call`).
 
 Operations are built by the same code as ``cio.identify()``/``cio.track()``/
 ``cio.add_device()``, so a bad line fails with the SDK's own :class:`ValidationError`
@@ -6,22 +7,31 @@ message (which names fields and limits, never values).
 
 An event line without ``event_id`` gets a deterministic ULID (:func:`derive_event_id`): a
 re-run after an interruption resends the *same* ids, so Customer.io discards the events that
-had already arrived.
+had already arrived. A Pipelines line without ``messageId`` gets one the same way.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from customerio_async import Operation
+from customerio_async import Operation, PipelinesCall
 
 from . import sdk
-from .readers import Line
+from .readers import PIPELINES_CSV, TRACK_CSV, CsvColumns, Line
 
-__all__ = ["FIELDS", "LineError", "build_operation", "derive_event_id"]
+__all__ = [
+    "FIELDS",
+    "LINE_APIS",
+    "LineAPI",
+    "LineError",
+    "build_call",
+    "build_operation",
+    "derive_event_id",
+]
 
 FIELDS: Mapping[str, frozenset[str]] = {
     "identify": frozenset({"type", "id", "attributes"}),
@@ -140,3 +150,33 @@ def build_operation(line: Line, identity: str) -> Operation:
         op = _device(record)
     op.v2_bytes()  # serialise and size-check now, exactly as admission would
     return op
+
+
+def build_call(line: Line, identity: str) -> PipelinesCall:
+    """Turn a parsed line (a Segment-spec message: ``type``, ``userId``, ``event``…) into a
+    validated, serialised Pipelines call; a line without ``messageId`` gets a deterministic
+    one (:func:`derive_event_id` of the line), so a resumed run resends the same ids.
+
+    Raises:
+        ValidationError: The SDK refused the message (its own message).
+    """
+    record = line.record
+    assert record is not None
+    if record.get("messageId") in (None, ""):
+        record = {**record, "messageId": derive_event_id(identity, line.number, line.raw, None)}
+    return sdk.pipelines_call(record)
+
+
+@dataclass(frozen=True, slots=True)
+class LineAPI:
+    """What an import line means for one API (``--api``)."""
+
+    name: str
+    columns: CsvColumns
+    build: Callable[[Line, str], Operation | PipelinesCall]
+
+
+LINE_APIS: Mapping[str, LineAPI] = {
+    "track": LineAPI("track", TRACK_CSV, build_operation),
+    "pipelines": LineAPI("pipelines", PIPELINES_CSV, build_call),
+}

@@ -8,7 +8,7 @@ from typing import NoReturn
 
 from customerio_async import __version__
 
-from .sdk import ENV_API_KEY, ENV_SITE_ID
+from .sdk import ENV_API_KEY, ENV_PIPELINES_WRITE_KEY, ENV_SITE_ID
 
 __all__ = ["ENV_WEBHOOK_KEY", "PROG", "build_parser"]
 
@@ -22,7 +22,12 @@ IMPORT_DESCRIPTION = (
     '{"type": "event", "id": "42", "name": "purchased", "data": {...}, '
     '"timestamp": 1690000000} or {"type": "device", "id": "42", "device_id": "tok", '
     '"platform": "ios"}; CSV files have a header row with the same field names '
-    "(attributes.<name> and data.<name> columns). Ctrl-C (or SIGTERM) stops reading at once, "
+    "(attributes.<name> and data.<name> columns). With --api pipelines each line is a "
+    'Segment-spec message for the Data Pipelines API: {"type": "track", "userId": "42", '
+    '"event": "Order Completed", "properties": {...}} (identify, track, page, screen, group, '
+    "alias; CSV: traits.<name>, properties.<name> and context.<name> columns); a line "
+    "without messageId gets one derived from the line, so a resumed run resends the same ids. "
+    "Ctrl-C (or SIGTERM) stops reading at once, "
     "lets requests in flight finish for up to --stop-timeout seconds and writes the "
     "checkpoint; a second Ctrl-C stops immediately. Re-run the same command to resume."
 )
@@ -70,12 +75,31 @@ def _add_credentials(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_pipelines(imp: argparse.ArgumentParser) -> None:
+    group = imp.add_argument_group("Data Pipelines (--api pipelines)")
+    group.add_argument(
+        "--api",
+        choices=("track", "pipelines"),
+        default="track",
+        help="track: Track API operations; pipelines: Segment-spec messages (default: track)",
+    )
+    group.add_argument(
+        "--write-key", help=f"the Pipelines source's API key (default: ${ENV_PIPELINES_WRITE_KEY})"
+    )
+    group.add_argument(
+        "--pipelines-url",
+        metavar="URL",
+        help="Data Pipelines origin override (a proxy or the fake)",
+    )
+
+
 def _add_import_files(imp: argparse.ArgumentParser) -> None:
     imp.add_argument("file", metavar="FILE", type=Path, help="a .jsonl or .csv file")
     imp.add_argument(
         "--format", choices=("jsonl", "csv"), help="input format (default: from the extension)"
     )
     _add_credentials(imp)
+    _add_pipelines(imp)
     imp.add_argument(
         "--checkpoint", type=Path, metavar="PATH", help="checkpoint file (default: FILE.checkpoint)"
     )
@@ -103,7 +127,7 @@ def _add_import_pace(imp: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=2000,
         metavar="N",
-        help="operations per /api/v2/batch request at most (default 2000)",
+        help="operations per batch request at most (default 2000)",
     )
     imp.add_argument(
         "--stop-timeout",

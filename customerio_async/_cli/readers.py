@@ -38,7 +38,10 @@ except ImportError:  # pragma: no cover - orjson is always installed with the pa
 
 __all__ = [
     "CSV_FIELDS",
+    "PIPELINES_CSV",
+    "TRACK_CSV",
     "ChunkReader",
+    "CsvColumns",
     "Format",
     "Line",
     "count_lines",
@@ -54,11 +57,36 @@ __all__ = [
 Format = Literal["jsonl", "csv"]
 IDENTITY_BYTES = 64 * 1024
 CHUNK_LINES = 1000  # records per trip to the reading thread
-# Every field name of every line type (operations.py checks which type takes which).
+
+
+@dataclass(frozen=True, slots=True)
+class CsvColumns:
+    """The CSV columns of one API's import lines.
+
+    Attributes:
+        fields: Plain column names (operations.py checks which line type takes which).
+        prefixes: ``<object>.`` prefixes: ``<object>.<name>`` cells go into ``<object>``.
+        required: Columns the header must have.
+    """
+
+    fields: frozenset[str]
+    prefixes: tuple[str, ...]
+    required: tuple[str, ...]
+
+
 CSV_FIELDS = frozenset(
     {"type", "id", "name", "timestamp", "event_id", "device_id", "platform", "last_used"}
 )
-_CSV_PREFIXES = ("attributes.", "data.")
+TRACK_CSV = CsvColumns(CSV_FIELDS, ("attributes.", "data."), ("type", "id"))
+# Segment-spec messages (--api pipelines): one level of traits/properties/context.
+PIPELINES_CSV = CsvColumns(
+    frozenset(
+        {"type", "userId", "anonymousId", "event", "name", "category", "groupId", "previousId"}
+        | {"timestamp", "messageId"}
+    ),
+    ("traits.", "properties.", "context."),
+    ("type",),
+)
 
 T = TypeVar("T")
 
@@ -151,29 +179,33 @@ def _json_error(exc: ValueError) -> str:
     return "cannot decode"  # pragma: no cover - both parsers raise JSONDecodeError
 
 
-def csv_columns(header: list[str]) -> list[str]:
-    """Validate a CSV header row.
+def csv_columns(header: list[str], allowed: CsvColumns = TRACK_CSV) -> list[str]:
+    """Validate a CSV header row against ``allowed``.
 
     Raises:
-        UsageError: Unknown or duplicate columns, or no ``type``/``id`` column.
+        UsageError: Unknown or duplicate columns, or a required column missing.
     """
     columns = [name.strip() for name in header]
     for name in columns:
-        if name not in CSV_FIELDS and not (
-            name.startswith(_CSV_PREFIXES) and name.partition(".")[2]
+        if name not in allowed.fields and not (
+            name.startswith(allowed.prefixes) and name.partition(".")[2]
         ):
             raise UsageError(
-                f"unknown CSV column {name!r}: use {', '.join(sorted(CSV_FIELDS))}, "
-                "attributes.<name> or data.<name>"
+                f"unknown CSV column {name!r}: use {', '.join(sorted(allowed.fields))}, "
+                + " or ".join(f"{prefix}<name>" for prefix in allowed.prefixes)
             )
     if len(set(columns)) != len(columns):
         raise UsageError("the CSV header names a column twice")
-    if "type" not in columns or "id" not in columns:
-        raise UsageError("the CSV header needs a 'type' and an 'id' column")
+    missing = [name for name in allowed.required if name not in columns]
+    if missing:
+        names = " and ".join(
+            ("an " if name[0] in "aeiou" else "a ") + repr(name) for name in allowed.required
+        )
+        raise UsageError(f"the CSV header needs {names} column")
     return columns
 
 
-def iter_csv(fh: TextIO) -> Iterator[Line]:
+def iter_csv(fh: TextIO, allowed: CsvColumns = TRACK_CSV) -> Iterator[Line]:
     """Yield each CSV record after the header; empty cells are left out of the record."""
     reader = csv.reader(fh)
     try:
@@ -182,7 +214,7 @@ def iter_csv(fh: TextIO) -> Iterator[Line]:
         return
     except csv.Error as exc:
         raise UsageError(f"cannot read the CSV header: {exc}") from None
-    columns = csv_columns(header)
+    columns = csv_columns(header, allowed)
     previous = 0
     while True:
         try:
@@ -218,7 +250,7 @@ def _csv_line(number: int, row: list[str], columns: list[str]) -> Line:
     return Line(number, raw, record)
 
 
-def open_lines(path: Path, fmt: Format) -> Iterator[Line]:
+def open_lines(path: Path, fmt: Format, allowed: CsvColumns = TRACK_CSV) -> Iterator[Line]:
     """Every record of the file at ``path``; the file stays open until exhausted or closed.
 
     Raises:
@@ -227,7 +259,7 @@ def open_lines(path: Path, fmt: Format) -> Iterator[Line]:
     try:
         if fmt == "csv":
             with path.open(encoding="utf-8-sig", newline="") as text:
-                yield from iter_csv(text)
+                yield from iter_csv(text, allowed)
         else:
             with path.open("rb") as fh:
                 yield from iter_jsonl(fh)

@@ -165,21 +165,27 @@ class Dispatcher:
                 single.endpoint,
                 api=self._fmt.api,
                 region=self._region,
+                headers=dict(self._fmt.headers),
                 deadline=deadline,
                 authenticated=single.authenticated,
                 gated=True,
             )
-        body = self._fmt.body(batch.parts[lo:hi])
+        fmt = self._fmt
+        body = fmt.body(batch.parts[lo:hi])
         self._ledger.batch_ops.observe(hi - lo)
-        self._ledger.batch_bytes.observe(len(body))
+        self._ledger.batch_bytes.observe(len(body))  # the plain body: what the limits count
+        headers = dict(fmt.headers)
+        if fmt.encode is not None:
+            body, encoding = fmt.encode(body)
+            headers.update(encoding)
         return HTTPRequest(
             "POST",
-            self._fmt.path,
+            fmt.path,
             body,
-            self._fmt.path,
-            api=self._fmt.api,
+            fmt.path,
+            api=fmt.api,
             region=self._region,
-            headers=dict(self._fmt.headers),
+            headers=headers,
             deadline=deadline,
             ops=hi - lo,
             gated=lo == batch.evicted and hi == batch.count,  # the first: already through

@@ -8,18 +8,22 @@ and for operations the batch endpoint cannot carry, a :class:`SingleRequest` of 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .._http.messages import HTTPRequest, HTTPResponse
 from .receipt import Outcome
 
-__all__ = ["Admissible", "BatchFormat", "Settlement", "SingleRequest"]
+__all__ = ["Admissible", "BatchFormat", "BodyEncoder", "Settlement", "SingleRequest"]
 
 Settlement = tuple[Outcome, "dict[int, Outcome] | None"]
 """How a 2xx answer settles a batch: the outcome of every operation, and the exceptions by
 index (e.g. the operations a 207 rejected)."""
+
+BodyEncoder = Callable[[bytes], "tuple[bytes, Mapping[str, str]]"]
+"""Turns a batch body into the bytes to send and the headers that say how (e.g. gzip and
+``Content-Encoding: gzip``); it may return the body unchanged with no headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,9 @@ class BatchFormat:
         accept: Whether a 2xx answer is really a success (else it is retried).
         split_statuses: Statuses that split a multi-operation batch in two to isolate a bad
             operation instead of failing all of them.
-        headers: Extra headers on every batch request.
+        headers: Extra headers on every request of the API (batches and single requests).
+        encode: Applied once to each batch body (after the byte limits were checked on the
+            plain body; a retry resends the encoded bytes); ``None`` sends it as it is.
     """
 
     api: str
@@ -98,6 +104,7 @@ class BatchFormat:
     accept: Callable[[HTTPRequest, HTTPResponse], bool]
     split_statuses: frozenset[int] = frozenset({400, 413})
     headers: dict[str, str] = field(default_factory=dict)
+    encode: BodyEncoder | None = None
 
     @property
     def envelope(self) -> int:

@@ -39,6 +39,7 @@ from .._track.api import _flag
 from .._track.client import CustomerIO as AsyncCustomerIO
 from .._track.operations import Operation
 from .._track.results import BatchResult, RegionInfo
+from .._track.validation import DeliveryMetric, PushEvent
 from ._facade import SyncClient
 from ._receipt import SyncReceipt
 
@@ -357,6 +358,67 @@ class CustomerIO(SyncClient[AsyncCustomerIO]):
             cio.remove_from_segment(7, ["42"])
         """
         return self._put(ops.segment_membership(False, segment_id, ids, id_type), wait)
+
+    def submit_form(
+        self, form_id: str | int, data: Mapping[str, str], *, wait: bool = False
+    ) -> SyncReceipt:
+        """Submit a form response; fields carry exactly one of ``email`` and ``id``.
+
+        Example::
+
+            cio.submit_form("newsletter", {"email": "ada@example.com", "plan": "pro"})
+        """
+        return self._put(ops.submit_form(form_id, data), wait)
+
+    def unsubscribe(
+        self, delivery_id: str, unsubscribe: bool = True, *, wait: bool = False
+    ) -> SyncReceipt:
+        """Custom unsubscribe handling for a delivery (sent without credentials).
+
+        Example::
+
+            cio.unsubscribe(request.args["delivery_id"])
+        """
+        return self._put(ops.unsubscribe(delivery_id, unsubscribe), wait)
+
+    def report_metric(
+        self,
+        delivery_id: str,
+        metric: DeliveryMetric,
+        *,
+        timestamp: Any = None,
+        recipient: str | int | None = None,
+        reason: str | None = None,
+        href: str | None = None,
+        wait: bool = False,
+    ) -> SyncReceipt:
+        """Report a delivery metric for any channel (sent without credentials).
+
+        Example::
+
+            cio.report_metric(delivery_id, "clicked", href="https://example.com/sale")
+        """
+        op = ops.delivery_metric(
+            delivery_id, metric, timestamp=timestamp, recipient=recipient, reason=reason, href=href
+        )
+        return self._put(op, wait)
+
+    def report_push_metric(
+        self,
+        delivery_id: str,
+        device_id: str,
+        event: PushEvent,
+        *,
+        timestamp: Any = None,
+        wait: bool = False,
+    ) -> SyncReceipt:
+        """Report a device-side push metric (sent without credentials).
+
+        Example::
+
+            cio.report_push_metric(delivery_id, device_token, "opened")
+        """
+        return self._put(ops.push_metric(delivery_id, device_id, event, timestamp), wait)
 
     # ------------------------------------------------------------------ direct requests
 

@@ -68,6 +68,27 @@ def test_calls_return_receipts_at_once_and_every_operation_arrives(server: Threa
     assert "delivered" in repr(receipts[1])
 
 
+def test_forms_unsubscribes_and_metrics_reach_their_own_paths(server: ThreadedFake) -> None:
+    with client(server) as cio:
+        receipts = [
+            cio.submit_form("newsletter", {"email": "ada@example.com"}),
+            cio.unsubscribe("d-1"),
+            cio.report_metric("d-2", "clicked", href="https://example.com/sale"),
+            cio.report_push_metric("d-3", "token-1", "opened"),
+        ]
+        assert [r.wait(5).status for r in receipts] == ["delivered"] * 4
+
+    async def requests() -> list[tuple[str, str, bool]]:
+        return [(r.path, str(r.status), "authorization" in r.headers) for r in server.fake.requests]
+
+    assert sorted(server.run(requests())) == [
+        ("/api/v1/forms/newsletter/submit", "204", True),
+        ("/api/v1/metrics", "200", False),
+        ("/api/v1/push/events", "200", False),
+        ("/unsubscribe/d-1", "200", False),
+    ]
+
+
 def test_bad_input_raises_in_the_callers_thread_before_anything_is_queued(
     server: ThreadedFake,
 ) -> None:
