@@ -6,7 +6,7 @@
 -- acquire: ARGV[2] emission interval us (1e6 / rate), ARGV[3] burst,
 --          ARGV[4] not-before us (the turn may not be sooner than this from now)
 -- pause:   ARGV[2] pause length us, ARGV[3] reason
--- returns {pause us left (0: none), pause reason ('' if none), token wait us}
+-- returns {pause us left (0: none), pause reason ('' if none), token wait us, server time us}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local held = redis.call('GET', KEYS[1])
@@ -26,13 +26,13 @@ if op == 'pause' then
     redis.call('SET', KEYS[1], string.format('%.0f ', pause_until) .. reason,
                'PX', math.ceil((pause_until - now) / 1000))
   end
-  return {math.max(pause_until - now, 0), reason, 0}
+  return {math.max(pause_until - now, 0), reason, 0, now}
 end
 if pause_until > now then
-  return {pause_until - now, reason, 0}
+  return {pause_until - now, reason, 0, now}
 end
 if op ~= 'acquire' then
-  return {0, '', 0}
+  return {0, '', 0, now}
 end
 local interval = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
@@ -45,4 +45,4 @@ local turn = math.max(tat - (tonumber(ARGV[3]) - 1) * interval, now + tonumber(A
 tat = math.max(tat, turn) + interval
 -- The key outlives the reservation by a millisecond: once TAT is past, the bucket is full.
 redis.call('SET', KEYS[2], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
-return {0, '', math.floor(turn - now)}
+return {0, '', math.floor(turn - now), now}

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._common.histogram import Histogram
@@ -179,13 +179,53 @@ class _Counters:
 
 @dataclass(frozen=True, slots=True)
 class _Reply:
-    """One script answer: the pause left and the token wait (seconds), and when (local
-    clock) the call was sent, which is what the wait counts from."""
+    """One script answer: the pause left and the turn's wait (seconds), the server's time
+    (seconds), and when (local clock) the call was sent and its answer read."""
 
     pause: float
     reason: str
     wait: float
+    server_now: float
     asked_at: float
+    answered_at: float
+
+
+class _ServerClock:
+    """Maps the Redis server's clock onto the local one, to act on a turn at the right time.
+
+    Each answer says when the server ran the script; it ran between the call's send and its
+    answer, so the midpoint is off by at most half the round trip. The answer with the
+    shortest round trip in the last second or so is the best estimate (a slow call, a busy
+    event loop or a new connection does not move it); samples age out so that the two
+    clocks' drift, or a failover to another server, is followed.
+    """
+
+    __slots__ = ("_best", "_epoch_end", "_previous")
+
+    EPOCH = 0.5
+
+    def __init__(self) -> None:
+        self._best: tuple[float, float] | None = None  # (round trip, offset)
+        self._previous: tuple[float, float] | None = None
+        self._epoch_end = 0.0
+
+    def observe(self, reply: _Reply) -> None:
+        """Learn from one answer."""
+        sample = (
+            reply.answered_at - reply.asked_at,
+            reply.server_now - (reply.asked_at + reply.answered_at) / 2,
+        )
+        if reply.answered_at > self._epoch_end:
+            self._previous, self._best = self._best, None
+            self._epoch_end = reply.answered_at + self.EPOCH
+        if self._best is None or sample < self._best:
+            self._best = sample
+
+    def local(self, server_time: float) -> float:
+        """``server_time`` on the local clock (call :meth:`observe` first)."""
+        assert self._best is not None
+        best = self._best if self._previous is None else min(self._best, self._previous)
+        return server_time - best[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +240,8 @@ class _Bucket:
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, (asyncio.TimeoutError, RedisTimeoutError)):
         return "timeout"
-    if isinstance(exc, (RedisConnectionError, OSError)):
-        return "connection"
+    if isinstance(exc, (RedisConnectionError, OSError, RedisClusterException)):
+        return "connection"  # RedisCluster's "no node answers" is one too
     if isinstance(exc, ResponseError):
         return "response"
     return "other"
@@ -211,9 +251,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _parse(raw: Any, asked_at: float) -> _Reply:
-    pause_us, reason, wait_us = raw
-    return _Reply(int(pause_us) / _US, _text(reason), int(wait_us) / _US, asked_at)
+def _parse(raw: Any, asked_at: float, answered_at: float) -> _Reply:
+    pause_us, reason, wait_us, now_us = raw
+    return _Reply(
+        int(pause_us) / _US,
+        _text(reason),
+        int(wait_us) / _US,
+        int(now_us) / _US,
+        asked_at,
+        answered_at,
+    )
 
 
 class RedisStore:
@@ -288,7 +335,7 @@ class RedisStore:
         started = time.perf_counter()
         try:
             raw = await asyncio.wait_for(self._eval(keys, args), self.config.timeout)
-            reply = _parse(raw, asked_at)
+            reply = _parse(raw, asked_at, self._clock())
         except Exception as exc:  # any failure, by contract: a Redis problem never fails a send
             self._failed(exc)
             return None
@@ -397,6 +444,7 @@ class RedisGate:
         "_counters",
         "_pause_key",
         "_reason",
+        "_server_clock",
         "_shares",
         "_store",
         "_until",
@@ -429,6 +477,8 @@ class RedisGate:
         # to while Redis is unavailable.
         self._until = 0.0
         self._reason: str | None = None
+        # Per gate: in a Redis Cluster each workspace's keys live on a node of their own.
+        self._server_clock = _ServerClock()
 
     def __repr__(self) -> str:
         return f"<RedisGate buckets={sorted(self._buckets)} paused={self.paused_reason()}>"
@@ -451,9 +501,10 @@ class RedisGate:
                 return
             if self._learn(reply):
                 continue  # paused: wait it out, then take a fresh turn
-            # Our turn, on the local clock. Counted from when we asked, so the time the
-            # answer took to reach a busy event loop does not push every send later.
-            slot = reply.asked_at + reply.wait
+            # Our turn, on the local clock: neither early (a call that waited for a new
+            # connection) nor late (an answer that waited for a busy event loop).
+            self._server_clock.observe(reply)
+            slot = self._server_clock.local(reply.server_now + reply.wait)
             if share is not None and settling:
                 # Redis is just back: processes that have not noticed yet pace themselves
                 # at their share, out of Redis's sight, so this one keeps to its share too.

