@@ -1,12 +1,17 @@
--- customerio-async shared gate: a workspace's pause and one bucket's GCRA, in one call.
+-- customerio-async shared gate: a workspace's pause and one bucket's turns, in one call.
+-- Atomic, and timed with the server's clock only (TIME), so the callers' clocks never
+-- matter. Turns are GCRA: a bucket is one number, its theoretical arrival time (TAT); a
+-- turn is as early as the burst allows and moves TAT one emission interval on.
+--
 -- KEYS[1] pause key: "<until us> <reason>", expiring with the pause
--- KEYS[2] bucket key (op "acquire" only): the theoretical arrival time (TAT), us
--- ARGV[1] op: "acquire" (read the pause, else reserve a token), "check" (read the pause)
---             or "pause" (extend the pause; never shortens it)
+-- KEYS[2] bucket key (op "acquire" only): TAT, us
+-- ARGV[1] op: "acquire" (read the pause; unless paused, book a turn),
+--             "check" (read the pause) or "pause" (extend the pause; never shortens it)
 -- acquire: ARGV[2] emission interval us (1e6 / rate), ARGV[3] burst,
 --          ARGV[4] not-before us (the turn may not be sooner than this from now)
 -- pause:   ARGV[2] pause length us, ARGV[3] reason
--- returns {pause us left (0: none), pause reason ('' if none), token wait us, server time us}
+-- returns {pause us left (0: none), pause reason ('' if none), wait us for the turn,
+--          server time us (callers map the turn onto their own clocks with it)}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local held = redis.call('GET', KEYS[1])
@@ -39,8 +44,9 @@ local tat = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if tat < now then
   tat = now
 end
--- The turn: as early as the burst allows, but not before the caller says it can go (a
--- process that also keeps to its own share); the next turn counts from the one given.
+-- The turn: as early as the burst allows, but not before the caller says (a process that
+-- just paced itself while Redis was away: its last own turns go first); the next turn
+-- counts from the one given.
 local turn = math.max(tat - (tonumber(ARGV[3]) - 1) * interval, now + tonumber(ARGV[4]))
 tat = math.max(tat, turn) + interval
 -- The key outlives the reservation by a millisecond: once TAT is past, the bucket is full.

@@ -1,12 +1,12 @@
 """A :class:`~.gate.Gate` whose rate budget and pause live in Redis, shared by every process.
 
-One Lua script (:data:`SCRIPT`) does all the shared work, atomically, with the Redis server's
-clock (``TIME``), so the hosts' clocks never matter. Per HTTP attempt the gate makes **one**
-call: it reads the workspace's pause and, unless a pause is in force, reserves a token of the
-request's bucket (GCRA: each request moves the bucket's "theoretical arrival time" one
-emission interval on; a reservation that lands in the future comes back as a wait). A
-request that had to wait for its token makes one more, read-only call just before it goes,
-so a pause set by any process during the wait holds it too.
+One Lua script (``redis_gate.lua``, :data:`SCRIPT`) does the shared work atomically, on the
+Redis server's clock (``TIME``), so the hosts' clocks never matter. Per HTTP attempt the
+gate makes **one** call: it reads the workspace's pause and, unless a pause is in force,
+books the request's turn in its bucket (GCRA: each turn moves the bucket's "theoretical
+arrival time" one emission interval on; a turn in the future comes back as a wait). Only a
+turn booked more than :data:`RECHECK_AFTER` ahead reads the pause once more before it goes,
+so a pause set by any process during a long wait holds it too.
 
 Keys share a hash tag per API and workspace, ``{<prefix>:<api>:<workspace>}``, so one
 script call touches one Redis Cluster slot::
@@ -15,10 +15,11 @@ script call touches one Redis Cluster slot::
     {cio:track:3f2a…}:rate:default    the bucket's theoretical arrival time (µs)
 
 When Redis fails (unreachable, slower than ``timeout``, a script error) the gate falls open
-to a local token bucket of ``budget ÷ processes`` and to the pauses this process knows of;
-it never raises anything but :class:`~customerio_async._exceptions.GiveUp` (a pause that
-outlasts the request's deadline). Redis is tried again every ``retry_interval`` by one
-request at a time, so a dead Redis costs the others nothing.
+to this process's share of the budget (``budget ÷ processes``) and to the pauses it knows
+of; it never raises anything but :class:`~customerio_async._exceptions.GiveUp` (a pause
+that outlasts the request's deadline). Redis is tried again every ``retry_interval`` by one
+request at a time, so a dead Redis costs the others nothing; once it answers, the process
+keeps to its share as well for one more ``retry_interval`` (the others may not know yet).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import hashlib
 import importlib.resources
 import logging
 import math
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -237,6 +239,26 @@ class _Bucket:
     burst: str
 
 
+if sys.version_info >= (3, 11):
+
+    async def _within(call: Awaitable[Any], seconds: float) -> Any:
+        """``await call``, given up (TimeoutError) one event-loop turn after ``seconds``."""
+        # asyncio.timeout cancels this task in place (wait_for would wrap every call in a
+        # task of its own, paid on every HTTP request). The extra turn: after a stall of
+        # the whole process (a long GC pause, a blocking call) the answer and the deadline
+        # are due together, and an answer that came in time must win.
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(None) as budget:
+            expire = loop.call_at(loop.time() + seconds, budget.reschedule, -1.0)
+            try:
+                return await call
+            finally:
+                expire.cancel()
+
+else:  # pragma: no cover - Python 3.10, whose wait_for checks for the answer first
+    _within = asyncio.wait_for
+
+
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, (asyncio.TimeoutError, RedisTimeoutError)):
         return "timeout"
@@ -334,7 +356,7 @@ class RedisStore:
         asked_at = self._clock()
         started = time.perf_counter()
         try:
-            raw = await asyncio.wait_for(self._eval(keys, args), self.config.timeout)
+            raw = await _within(self._eval(keys, args), self.config.timeout)
             reply = _parse(raw, asked_at, self._clock())
         except Exception as exc:  # any failure, by contract: a Redis problem never fails a send
             self._failed(exc)

@@ -102,6 +102,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for CPU accounting in benchmarks)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """The process is alive (it may be frozen)."""
         return self._process is not None and self._process.poll() is None

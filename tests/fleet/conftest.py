@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
 
-from customerio_async.fleet import RedisLimiter, RedisLimiterConfig
+from customerio_async.fleet import RedisLimiter
 
 from ._redis_server import RedisServer
+from ._support import PATIENT
 
 
 @pytest.fixture
@@ -21,7 +23,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest_asyncio.fixture
 async def limiter(redis_server: RedisServer) -> AsyncIterator[RedisLimiter]:
-    """A limiter on ``redis_server`` that retries a failed Redis quickly (tests are short)."""
-    config = RedisLimiterConfig(processes=4, retry_interval=0.05)
+    """A limiter on ``redis_server`` (patient: see ``_support.PATIENT``)."""
+    config = dataclasses.replace(PATIENT, processes=4)
     async with RedisLimiter(redis_server.url, config=config) as shared:
         yield shared

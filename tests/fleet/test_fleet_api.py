@@ -28,7 +28,7 @@ from customerio_async.fleet import LimiterStatistics, RedisLimiter, RedisLimiter
 from customerio_async.testing import FakeCustomerIO, Fault
 
 from ._redis_server import RedisServer, free_port
-from ._support import gate_of, request, wait_until
+from ._support import PATIENT, gate_of, request, wait_until
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,8 @@ async def test_repr_shows_no_url() -> None:
 
 async def test_your_own_client_is_used_and_left_open(redis_server: RedisServer) -> None:
     client = Redis.from_url(redis_server.url, decode_responses=True)
-    limiter = RedisLimiter(client=client, config=RedisLimiterConfig(key_prefix="shop"))
+    config = dataclasses.replace(PATIENT, key_prefix="shop")
+    limiter = RedisLimiter(client=client, config=config)
     gate = gate_of(limiter, RateLimit(requests_per_second=100, burst=1))
     await gate.pause(0.05, "rate_limited")
     await gate.acquire(request())
@@ -156,7 +157,7 @@ async def test_a_pause_this_process_sets_during_a_short_wait_voids_the_turn(
 async def test_redis_lost_during_a_long_wait_lets_the_turn_go(
     redis_server: RedisServer,
 ) -> None:
-    async with RedisLimiter(redis_server.url) as limiter:
+    async with RedisLimiter(redis_server.url, config=PATIENT) as limiter:
         gate = gate_of(limiter, RateLimit(requests_per_second=5, burst=1))
         await gate.acquire(request())
         waiting = asyncio.create_task(gate.acquire(request()))  # 0.2 s: re-reads the pause
@@ -171,8 +172,8 @@ async def test_clients_share_a_429_pause_through_redis(redis_server: RedisServer
     batch = BatchConfig(max_batch_ops=1, linger=0)
     async with (
         FakeCustomerIO() as fake,
-        RedisLimiter(redis_server.url) as first,
-        RedisLimiter(redis_server.url) as second,
+        RedisLimiter(redis_server.url, config=PATIENT) as first,
+        RedisLimiter(redis_server.url, config=PATIENT) as second,
         CustomerIO(
             fake.site_id, fake.api_key, track_url=fake.url, batch=batch, limiter=first
         ) as one,
@@ -202,7 +203,7 @@ async def test_the_app_client_books_each_bucket_in_redis(redis_server: RedisServ
     limits = AppRateLimits(transactional=RateLimit(requests_per_second=1, burst=1))
     async with (
         FakeCustomerIO() as fake,
-        RedisLimiter(redis_server.url) as limiter,
+        RedisLimiter(redis_server.url, config=PATIENT) as limiter,
         APIClient(fake.app_api_key, api_url=fake.url, rate_limits=limits, limiter=limiter) as api,
     ):
         email = SendEmailRequest(

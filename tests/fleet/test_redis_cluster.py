@@ -16,7 +16,7 @@ from customerio_async import RateLimit
 from customerio_async.fleet import RedisLimiter, RedisLimiterConfig
 
 from ._redis_server import RedisServer, free_port
-from ._support import gate_of, request
+from ._support import PATIENT, gate_of, request
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ async def cluster(cluster_node: RedisServer) -> AsyncIterator[RedisCluster]:
 
 
 async def test_the_shared_gate_works_on_a_cluster(cluster: RedisCluster) -> None:
-    limiter = RedisLimiter(client=cluster)
+    limiter = RedisLimiter(client=cluster, config=PATIENT)
     gate = gate_of(limiter, RateLimit(requests_per_second=10, burst=1))
     await gate.acquire(request())
     await gate.acquire(request())  # a turn 0.1 s on: the bucket lives in the cluster

@@ -9,6 +9,7 @@ turn Redis gave, so the assertions hold on a busy machine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -19,10 +20,10 @@ from redis.crc import key_slot
 
 from customerio_async import RateLimit
 from customerio_async._exceptions import GiveUp
-from customerio_async.fleet import RedisLimiter, RedisLimiterConfig
+from customerio_async.fleet import RedisLimiter
 
 from ._redis_server import RedisServer
-from ._support import WORKSPACE, gate_of, request, wait_until
+from ._support import PATIENT, WORKSPACE, gate_of, request, wait_until
 
 SLACK = 0.1  # scheduling noise allowed on a loaded 2-core box, seconds
 
@@ -30,7 +31,8 @@ SLACK = 0.1  # scheduling noise allowed on a loaded 2-core box, seconds
 @pytest_asyncio.fixture
 async def other(redis_server: RedisServer) -> AsyncIterator[RedisLimiter]:
     """A second process's limiter on the same server."""
-    async with RedisLimiter(redis_server.url, config=RedisLimiterConfig(processes=4)) as shared:
+    config = dataclasses.replace(PATIENT, processes=4)
+    async with RedisLimiter(redis_server.url, config=config) as shared:
         yield shared
 
 
@@ -77,6 +79,8 @@ async def test_the_budget_holds_over_many_requests(
     limit = RateLimit(requests_per_second=100, burst=5)
     gates = [gate_of(limiter, limit), gate_of(other, limit)]
     released: list[float] = []
+    assert await limiter.ping()
+    assert await other.ping()
 
     async def send(i: int) -> None:
         await gates[i % 2].acquire(request())
@@ -89,7 +93,6 @@ async def test_the_budget_holds_over_many_requests(
     released.sort()
     for k, at in enumerate(released[5:], start=1):
         assert at - started >= 0.01 * k - 0.005, k
-    assert limiter.statistics().rate_waits + other.statistics().rate_waits >= 15
 
 
 async def test_a_pause_set_by_one_process_holds_the_others(
