@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LimiterStatistics", "RedisLimiter", "RedisLimiterConfig"]
 
+# Reprs and tracebacks should name the public path, not the private module.
+LimiterStatistics.__module__ = RedisLimiterConfig.__module__ = __name__
+
 
 class RedisLimiter:
     """A limiter whose rate budgets and pauses every process shares through Redis.
@@ -128,7 +131,12 @@ class RedisLimiter:
 
     @property
     def config(self) -> RedisLimiterConfig:
-        """The settings in force."""
+        """The settings in force.
+
+        Example::
+
+            assert limiter.config.processes == 8
+        """
         return self._store.config
 
     def gate(self, *, api: str, workspace: str, buckets: Mapping[str, RateLimit | None]) -> Gate:

@@ -23,6 +23,7 @@ from customerio_async import (
     Metrics,
     RateLimit,
     SendEmailRequest,
+    fleet,
 )
 from customerio_async.fleet import LimiterStatistics, RedisLimiter, RedisLimiterConfig
 from customerio_async.testing import FakeCustomerIO, Fault
@@ -46,6 +47,18 @@ from ._support import PATIENT, gate_of, request, wait_until
 def test_config_refuses_values_that_cannot_work(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         RedisLimiterConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_every_public_name_is_documented_with_an_example() -> None:
+    for name in fleet.__all__:
+        obj = getattr(fleet, name)
+        assert obj.__module__ == "customerio_async.fleet", name
+        assert "Example::" in (obj.__doc__ or ""), name
+    assert "Example::" in (fleet.__doc__ or "")
+    for name, member in vars(RedisLimiter).items():
+        if not name.startswith("_"):
+            doc = (member.fget if isinstance(member, property) else member).__doc__
+            assert "Example::" in (doc or ""), name
 
 
 def test_config_defaults() -> None:
