@@ -270,5 +270,5 @@ async def test_after_recovery_a_process_keeps_to_its_share_for_a_while() -> None
             stats = limiter.statistics()
     # Redis alone would let the three go at once (burst 4); the share spaces them 0.1 s.
     assert took >= 0.2 - 0.01
-    assert stats.rate_wait_seconds - before >= 0.2 - 0.01
+    assert stats.rate_wait_seconds - before >= 0.15  # Redis alone: no wait at all
     assert not stats.degraded
