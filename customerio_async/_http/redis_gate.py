@@ -128,7 +128,7 @@ class LimiterStatistics:
     Attributes:
         acquires: Requests that asked the limiter for their turn.
         fallbacks: Of those, requests paced by the local fallback (Redis unavailable).
-        rate_waits: Requests that waited for a rate-limit token.
+        rate_waits: Requests that waited for their turn (the rate limit).
         rate_wait_seconds: Total seconds of those waits.
         pause_waits: Waits for a pause (a 429 or an auth failure, seen by any process).
         pause_wait_seconds: Total seconds of those waits.
