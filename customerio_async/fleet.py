@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -39,13 +40,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from ._http.redis_gate import (
-        DEFAULT_REDIS_LIMITER,
-        LimiterStatistics,
-        RedisGate,
-        RedisLimiterConfig,
-        RedisStore,
-    )
+    from ._http.redis_gate import RedisGate, RedisStore
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without redis
     raise ImportError(
         "customerio_async.fleet needs the redis extra: pip install 'customerio-async[redis]'"
@@ -63,8 +58,86 @@ if TYPE_CHECKING:
 
 __all__ = ["LimiterStatistics", "RedisLimiter", "RedisLimiterConfig"]
 
-# Reprs and tracebacks should name the public path, not the private module.
-LimiterStatistics.__module__ = RedisLimiterConfig.__module__ = __name__
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisLimiterConfig:
+    """Settings of :class:`~customerio_async.fleet.RedisLimiter`; every default is here.
+
+    Example::
+
+        config = RedisLimiterConfig(processes=8, timeout=0.05)
+        limiter = RedisLimiter("redis://redis:6379/0", config=config)
+
+    Attributes:
+        processes: How many processes share the budget. While Redis is unavailable each
+            process falls back to ``budget ÷ processes`` (burst likewise, at least 1), so
+            the fleet as a whole stays within the budget. Set it to your worker count.
+        timeout: The longest a request waits for Redis (one script call, seconds); after
+            that it goes through the local fallback instead.
+        retry_interval: While Redis is failing, how often one request tries it again.
+        warn_interval: At most one WARNING per this many seconds about Redis failures.
+        key_prefix: First part of every key's hash tag (``{prefix:api:workspace}``); no
+            braces.
+    """
+
+    processes: int = 1
+    timeout: float = 0.05
+    retry_interval: float = 1.0
+    warn_interval: float = 60.0
+    key_prefix: str = "cio"
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ConfigurationError("RedisLimiterConfig.processes must be >= 1")
+        if not self.timeout > 0:
+            raise ConfigurationError("RedisLimiterConfig.timeout must be > 0")
+        if self.retry_interval < 0 or self.warn_interval < 0:
+            raise ConfigurationError("RedisLimiterConfig intervals must be >= 0")
+        if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
+            # Braces would break the hash tag that keeps a workspace's keys in one slot.
+            raise ConfigurationError("RedisLimiterConfig.key_prefix must be non-empty, no {} ")
+
+
+DEFAULT_REDIS_LIMITER = RedisLimiterConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A snapshot of a :class:`~customerio_async.fleet.RedisLimiter`'s counters.
+
+    Example::
+
+        stats = limiter.statistics()
+        if stats.degraded:
+            print(f"Redis down: {stats.fallbacks} requests paced locally")
+
+    Attributes:
+        acquires: Requests that asked the limiter for their turn.
+        fallbacks: Of those, requests paced by the local fallback (Redis unavailable).
+        rate_waits: Requests that waited for their turn (the rate limit).
+        rate_wait_seconds: Total seconds of those waits.
+        pause_waits: Waits for a pause (a 429 or an auth failure, seen by any process).
+        pause_wait_seconds: Total seconds of those waits.
+        pauses_set: Pauses this process asked for.
+        redis_calls: Script calls sent to Redis.
+        redis_errors: Failed script calls (all kinds).
+        redis_errors_by_kind: ``timeout``, ``connection``, ``response`` or ``other``.
+        script_loads: Times the script was (re)loaded after NOSCRIPT (first use, a restart).
+        degraded: Redis is failing now: requests are paced locally.
+    """
+
+    acquires: int = 0
+    fallbacks: int = 0
+    rate_waits: int = 0
+    rate_wait_seconds: float = 0.0
+    pause_waits: int = 0
+    pause_wait_seconds: float = 0.0
+    pauses_set: int = 0
+    redis_calls: int = 0
+    redis_errors: int = 0
+    redis_errors_by_kind: Mapping[str, int] = field(default_factory=dict)
+    script_loads: int = 0
+    degraded: bool = False
 
 
 class RedisLimiter:

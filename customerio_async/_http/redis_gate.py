@@ -33,7 +33,7 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -43,20 +43,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .._common.histogram import Histogram
 from .._common.logs import RateLimitedLog
 from .._config import RateLimit
-from .._exceptions import ConfigurationError, GiveUp
+from .._exceptions import GiveUp
 from .messages import HTTPRequest
+from .turns import ServerClock, Share
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
 
-__all__ = [
-    "SCRIPT",
-    "SCRIPT_SHA",
-    "LimiterStatistics",
-    "RedisGate",
-    "RedisLimiterConfig",
-    "RedisStore",
-]
+    from ..fleet import RedisLimiterConfig
+
+__all__ = ["SCRIPT", "SCRIPT_SHA", "RedisGate", "RedisStore"]
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
 
@@ -71,87 +67,6 @@ _US = 1_000_000.0
 # a nearer one goes like a request already on the wire, so a fleet at its budget makes one
 # call per request (its queue of booked turns is shorter than this).
 RECHECK_AFTER = 0.05
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RedisLimiterConfig:
-    """Settings of :class:`~customerio_async.fleet.RedisLimiter`; every default is here.
-
-    Example::
-
-        config = RedisLimiterConfig(processes=8, timeout=0.05)
-        limiter = RedisLimiter("redis://redis:6379/0", config=config)
-
-    Attributes:
-        processes: How many processes share the budget. While Redis is unavailable each
-            process falls back to ``budget ÷ processes`` (burst likewise, at least 1), so
-            the fleet as a whole stays within the budget. Set it to your worker count.
-        timeout: The longest a request waits for Redis (one script call, seconds); after
-            that it goes through the local fallback instead.
-        retry_interval: While Redis is failing, how often one request tries it again.
-        warn_interval: At most one WARNING per this many seconds about Redis failures.
-        key_prefix: First part of every key's hash tag (``{prefix:api:workspace}``); no
-            braces.
-    """
-
-    processes: int = 1
-    timeout: float = 0.05
-    retry_interval: float = 1.0
-    warn_interval: float = 60.0
-    key_prefix: str = "cio"
-
-    def __post_init__(self) -> None:
-        if self.processes < 1:
-            raise ConfigurationError("RedisLimiterConfig.processes must be >= 1")
-        if not self.timeout > 0:
-            raise ConfigurationError("RedisLimiterConfig.timeout must be > 0")
-        if self.retry_interval < 0 or self.warn_interval < 0:
-            raise ConfigurationError("RedisLimiterConfig intervals must be >= 0")
-        if not self.key_prefix or any(c in self.key_prefix for c in "{} "):
-            # Braces would break the hash tag that keeps a workspace's keys in one slot.
-            raise ConfigurationError("RedisLimiterConfig.key_prefix must be non-empty, no {} ")
-
-
-DEFAULT_REDIS_LIMITER = RedisLimiterConfig()
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStatistics:
-    """A snapshot of a :class:`~customerio_async.fleet.RedisLimiter`'s counters.
-
-    Example::
-
-        stats = limiter.statistics()
-        if stats.degraded:
-            print(f"Redis down: {stats.fallbacks} requests paced locally")
-
-    Attributes:
-        acquires: Requests that asked the limiter for their turn.
-        fallbacks: Of those, requests paced by the local fallback (Redis unavailable).
-        rate_waits: Requests that waited for their turn (the rate limit).
-        rate_wait_seconds: Total seconds of those waits.
-        pause_waits: Waits for a pause (a 429 or an auth failure, seen by any process).
-        pause_wait_seconds: Total seconds of those waits.
-        pauses_set: Pauses this process asked for.
-        redis_calls: Script calls sent to Redis.
-        redis_errors: Failed script calls (all kinds).
-        redis_errors_by_kind: ``timeout``, ``connection``, ``response`` or ``other``.
-        script_loads: Times the script was (re)loaded after NOSCRIPT (first use, a restart).
-        degraded: Redis is failing now: requests are paced locally.
-    """
-
-    acquires: int = 0
-    fallbacks: int = 0
-    rate_waits: int = 0
-    rate_wait_seconds: float = 0.0
-    pause_waits: int = 0
-    pause_wait_seconds: float = 0.0
-    pauses_set: int = 0
-    redis_calls: int = 0
-    redis_errors: int = 0
-    redis_errors_by_kind: Mapping[str, int] = field(default_factory=dict)
-    script_loads: int = 0
-    degraded: bool = False
 
 
 class _Counters:
@@ -190,44 +105,6 @@ class _Reply:
     server_now: float
     asked_at: float
     answered_at: float
-
-
-class _ServerClock:
-    """Maps the Redis server's clock onto the local one, to act on a turn at the right time.
-
-    Each answer says when the server ran the script; it ran between the call's send and its
-    answer, so the midpoint is off by at most half the round trip. The answer with the
-    shortest round trip in the last second or so is the best estimate (a slow call, a busy
-    event loop or a new connection does not move it); samples age out so that the two
-    clocks' drift, or a failover to another server, is followed.
-    """
-
-    __slots__ = ("_best", "_epoch_end", "_previous")
-
-    EPOCH = 0.5
-
-    def __init__(self) -> None:
-        self._best: tuple[float, float] | None = None  # (round trip, offset)
-        self._previous: tuple[float, float] | None = None
-        self._epoch_end = 0.0
-
-    def observe(self, reply: _Reply) -> None:
-        """Learn from one answer."""
-        sample = (
-            reply.answered_at - reply.asked_at,
-            reply.server_now - (reply.asked_at + reply.answered_at) / 2,
-        )
-        if reply.answered_at > self._epoch_end:
-            self._previous, self._best = self._best, None
-            self._epoch_end = reply.answered_at + self.EPOCH
-        if self._best is None or sample < self._best:
-            self._best = sample
-
-    def local(self, server_time: float) -> float:
-        """``server_time`` on the local clock (call :meth:`observe` first)."""
-        assert self._best is not None
-        best = self._best if self._previous is None else min(self._best, self._previous)
-        return server_time - best[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,43 +289,6 @@ class RedisStore:
         )
 
 
-class _Share:
-    """This process's share of one bucket (``budget ÷ processes``), paced like the script.
-
-    It paces the process while Redis is unavailable and for a while after it comes back.
-    The turns Redis hands out count against it (:meth:`hold`), so when Redis fails the share
-    starts after them instead of on top of them; and the turns it hands out itself hold
-    back the next shared ones (:meth:`pending`).
-    """
-
-    __slots__ = ("_clock", "_interval", "_local_until", "_tat", "_tolerance")
-
-    def __init__(self, limit: RateLimit, processes: int, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._interval = processes / limit.requests_per_second
-        self._tolerance = (max(1, limit.burst // processes) - 1) * self._interval
-        self._tat = 0.0
-        self._local_until = 0.0
-
-    def reserve(self) -> float:
-        """Take a turn of the share; return how long to wait for it."""
-        now = self._clock()
-        tat = max(self._tat, now)
-        self._tat = tat + self._interval
-        wait = max(0.0, tat - self._tolerance - now)
-        self._local_until = max(self._local_until, now + wait)
-        return wait
-
-    def hold(self, until: float) -> None:
-        """Redis gave this process a turn at ``until`` (local clock): it is one of the
-        share's turns, so the share's next is one interval later."""
-        self._tat = max(self._tat, until + self._interval)
-
-    def pending(self) -> float:
-        """Seconds until the last turn :meth:`reserve` handed out (0 if past)."""
-        return max(0.0, self._local_until - self._clock())
-
-
 class RedisGate:
     """A :class:`~.gate.Gate` shared through Redis (see the module docstring).
 
@@ -494,13 +334,13 @@ class RedisGate:
             for name, limit in limits.items()
         }
         processes = store.config.processes
-        self._shares = {name: _Share(limit, processes, clock) for name, limit in limits.items()}
+        self._shares = {name: Share(limit, processes, clock) for name, limit in limits.items()}
         # What this process knows of the pause: learnt from every answer, and what it holds
         # to while Redis is unavailable.
         self._until = 0.0
         self._reason: str | None = None
         # Per gate: in a Redis Cluster each workspace's keys live on a node of their own.
-        self._server_clock = _ServerClock()
+        self._server_clock = ServerClock()
 
     def __repr__(self) -> str:
         return f"<RedisGate buckets={sorted(self._buckets)} paused={self.paused_reason()}>"
@@ -525,7 +365,7 @@ class RedisGate:
                 continue  # paused: wait it out, then take a fresh turn
             # Our turn, on the local clock: neither early (a call that waited for a new
             # connection) nor late (an answer that waited for a busy event loop).
-            self._server_clock.observe(reply)
+            self._server_clock.observe(reply.asked_at, reply.answered_at, reply.server_now)
             slot = self._server_clock.local(reply.server_now + reply.wait)
             if share is not None and settling:
                 # Redis is just back: processes that have not noticed yet pace themselves
@@ -587,7 +427,7 @@ class RedisGate:
             self._counters.waits["pause"].observe(wait)
             await asyncio.sleep(wait)
 
-    async def _take_share(self, request: HTTPRequest, share: _Share | None) -> None:
+    async def _take_share(self, request: HTTPRequest, share: Share | None) -> None:
         """A turn of this process's share of the budget; then the pauses it knows of."""
         if share is None:
             return
