@@ -206,59 +206,25 @@ def _median(reps: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in reps)
 
 
-def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
-    gate, client, fleet = results["gate"], results["client"], results["fleet"]
-    m = lambda key: _median(gate, key)  # noqa: E731
-    c = lambda key: _median(client, key)  # noqa: E731
+def _row(name: str, values: list[float], fmt: str, bold: bool = False) -> str:
+    mark = "**" if bold else ""
+    cells = " | ".join(f"{mark}{v:{fmt}}{mark}" for v in values)
+    return f"| {mark}{name}{mark} | {cells} |"
+
+
+def _cost_table(reps: list[dict[str, float]], rows: list[tuple[str, str]], fmt: str) -> list[str]:
+    """Rows of (label, key prefix) with CPU/p50/p99 medians, and the added-by-Redis row."""
+    cols = ("cpu_us", "p50_us", "p99_us")
+    value = {k: [_median(reps, f"{k}_{c}") for c in cols] for _, k in rows}
+    added = [r - b for r, b in zip(value["redis"], value["local"], strict=True)]
+    return [
+        *(_row(label, value[key], fmt) for label, key in rows),
+        _row("added by Redis", added, fmt, bold=True),
+    ]
+
+
+def _fleet_lines(fleet: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "# Redis extra: cost per request and the fleet scenario",
-        "",
-        f"{results['date']} · Python {platform.python_version()} · redis-server "
-        f"{results['redis_server']} on loopback · 2 shared cores (other work running)",
-        f"Command: `python benchmarks/bench_fleet.py --n {args.n} --reps {args.reps} "
-        f"--fleet-reps {args.fleet_reps}` (medians of the reps)",
-        "",
-        "## Per request: `gate.acquire()` (one call at a time, never waiting for a turn)",
-        "",
-        "| gate | client CPU µs | p50 µs | p99 µs |",
-        "|---|---:|---:|---:|",
-        f"| local (default) | {m('local_cpu_us'):.1f} | {m('local_p50_us'):.1f} | "
-        f"{m('local_p99_us'):.1f} |",
-        f"| Redis (one EVALSHA) | {m('redis_cpu_us'):.1f} | {m('redis_p50_us'):.1f} | "
-        f"{m('redis_p99_us'):.1f} |",
-        f"| *reference: a plain redis-py `GET`* | *{m('get_cpu_us'):.1f}* | "
-        f"*{m('get_p50_us'):.1f}* | *{m('get_p99_us'):.1f}* |",
-        f"| **added by Redis** | **{m('redis_cpu_us') - m('local_cpu_us'):.1f}** | "
-        f"**{m('redis_p50_us') - m('local_p50_us'):.1f}** | "
-        f"**{m('redis_p99_us') - m('local_p99_us'):.1f}** |",
-        "",
-        f"Redis server CPU: {m('redis_server_cpu_us'):.1f} µs per request. Round trips per "
-        f"request: {m('calls_per_request'):.2f}. 16 concurrent callers on one event loop: "
-        f"{m('concurrent16_per_s'):,.0f} acquires/s, p50 {m('concurrent16_p50_us'):.0f} µs, "
-        f"p99 {m('concurrent16_p99_us'):.0f} µs.",
-        "",
-        "Per operation with batching (a request carries up to 2,000): added client CPU "
-        f"{(m('redis_cpu_us') - m('local_cpu_us')) / 500 * 1000:.0f} ns at 500 operations "
-        f"per request, {(m('redis_cpu_us') - m('local_cpu_us')) / 2000 * 1000:.0f} ns at "
-        "2,000.",
-        "",
-        "## Per call as a user sees it: direct-mode `await cio.track(...)` to the fake",
-        "",
-        "| limiter | client CPU µs | p50 µs | p99 µs |",
-        "|---|---:|---:|---:|",
-        f"| LocalLimiter | {c('local_cpu_us'):.0f} | {c('local_p50_us'):.0f} | "
-        f"{c('local_p99_us'):.0f} |",
-        f"| RedisLimiter | {c('redis_cpu_us'):.0f} | {c('redis_p50_us'):.0f} | "
-        f"{c('redis_p99_us'):.0f} |",
-        f"| **added by Redis** | **{c('redis_cpu_us') - c('local_cpu_us'):.0f}** | "
-        f"**{c('redis_p50_us') - c('local_p50_us'):.0f}** | "
-        f"**{c('redis_p99_us') - c('local_p99_us'):.0f}** |",
-        "",
-        "## Fleet: 4 processes, one budget of 200 requests/s (burst 1), 10 s",
-        "",
-        "429 with `Retry-After: 2` answered to one process at 3 s; Redis killed at 6 s and "
-        "restarted at 7 s. Windows are consecutive 1 s windows from the first request.",
-        "",
         "| run | requests per 1 s window | max after the first | max any 1 s | "
         "after the 429: within 250 ms, then silent for | delivered / lost / errors |",
         "|---|---|---:|---:|---|---|",
@@ -271,13 +237,58 @@ def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
             f"{f['errors']} |"
         )
     calls = [p["redis_calls_per_request"] for f in fleet for p in f["per_process"]]
-    lines += [
+    return [
+        *lines,
         "",
         f"Redis calls per request in the fleet, each process at its budget (requests paced "
         f"locally while Redis was down made none): {min(calls):.2f}–{max(calls):.2f}.",
-        "",
     ]
-    return "\n".join(lines)
+
+
+def _markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
+    gate = results["gate"]
+    m = lambda key: _median(gate, key)  # noqa: E731
+    added_cpu = m("redis_cpu_us") - m("local_cpu_us")
+    header = "| {} | client CPU µs | p50 µs | p99 µs |\n|---|---:|---:|---:|"
+    gate_rows = [("local (default)", "local"), ("Redis (one EVALSHA)", "redis")]
+    gate_rows.append(("*reference: a plain redis-py `GET`*", "get"))
+    return "\n".join([
+        "# Redis extra: cost per request and the fleet scenario",
+        "",
+        f"{results['date']} · Python {platform.python_version()} · redis-server "
+        f"{results['redis_server']} on loopback · 2 shared cores (other work running)",
+        f"Command: `python benchmarks/bench_fleet.py --n {args.n} --reps {args.reps} "
+        f"--fleet-reps {args.fleet_reps}` (medians of the reps)",
+        "",
+        "## Per request: `gate.acquire()` (one call at a time, never waiting for a turn)",
+        "",
+        header.format("gate"),
+        *_cost_table(gate, gate_rows, ".1f"),
+        "",
+        f"Redis server CPU: {m('redis_server_cpu_us'):.1f} µs per request. Round trips per "
+        f"request: {m('calls_per_request'):.2f}. 16 concurrent callers on one event loop: "
+        f"{m('concurrent16_per_s'):,.0f} acquires/s, p50 {m('concurrent16_p50_us'):.0f} µs, "
+        f"p99 {m('concurrent16_p99_us'):.0f} µs.",
+        "",
+        "Per operation with batching (a request carries up to 2,000): added client CPU "
+        f"{added_cpu / 500 * 1000:.0f} ns at 500 operations per request, "
+        f"{added_cpu / 2000 * 1000:.0f} ns at 2,000.",
+        "",
+        "## Per call as a user sees it: direct-mode `await cio.track(...)` to the fake",
+        "",
+        header.format("limiter"),
+        *_cost_table(
+            results["client"], [("LocalLimiter", "local"), ("RedisLimiter", "redis")], ".0f"
+        ),
+        "",
+        "## Fleet: 4 processes, one budget of 200 requests/s (burst 1), 10 s",
+        "",
+        "429 with `Retry-After: 2` answered to one process at 3 s; Redis killed at 6 s and "
+        "restarted at 7 s. Windows are consecutive 1 s windows from the first request.",
+        "",
+        *_fleet_lines(results["fleet"]),
+        "",
+    ])  # fmt: skip
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

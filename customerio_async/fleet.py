@@ -279,57 +279,39 @@ class RedisLimiter:
             names = [family.name for family in limiter.metric_families("customerio_")]
         """
         counters = self._store.counters
-        label, only = self._name, ["limiter"]
+        label, p = self._name, f"{prefix}limiter_"
+        plain = [
+            ("acquires", "Requests paced.", counters.acquires),
+            ("fallbacks", "Requests paced locally: Redis unavailable.", counters.fallbacks),
+            ("redis_calls", "Script calls sent.", counters.redis_calls),
+            ("script_loads", "Script (re)loads after NOSCRIPT.", counters.script_loads),
+        ]
+        by = [
+            ("redis_errors", "Failed script calls by kind.", "kind", counters.errors),
+            ("pauses", "Pauses this process set, by reason.", "reason", counters.pauses_set),
+        ]
         return [
             histogram_family(
-                f"{prefix}limiter_wait_seconds",
-                "Waits for a rate-limit token or a shared pause.",
+                f"{p}wait_seconds",
+                "Waits for a turn (cause=rate) or a shared pause (cause=pause).",
                 ["limiter", "cause"],
                 [([label, cause], hist) for cause, hist in counters.waits.items()],
             ),
             histogram_family(
-                f"{prefix}limiter_redis_latency_seconds",
+                f"{p}redis_latency_seconds",
                 "Round trips of the limiter's Redis script (successful calls).",
-                only,
+                ["limiter"],
                 [([label], counters.latency)],
             ),
-            counter(
-                f"{prefix}limiter_acquires", "Requests paced.", only, [([label], counters.acquires)]
-            ),
-            counter(
-                f"{prefix}limiter_fallbacks",
-                "Requests paced locally because Redis was unavailable.",
-                only,
-                [([label], counters.fallbacks)],
-            ),
-            counter(
-                f"{prefix}limiter_redis_calls",
-                "Script calls sent.",
-                only,
-                [([label], counters.redis_calls)],
-            ),
-            counter(
-                f"{prefix}limiter_redis_errors",
-                "Failed script calls by kind.",
-                ["limiter", "kind"],
-                [([label, kind], n) for kind, n in counters.errors.items()],
-            ),
-            counter(
-                f"{prefix}limiter_script_loads",
-                "Script (re)loads after NOSCRIPT.",
-                only,
-                [([label], counters.script_loads)],
-            ),
-            counter(
-                f"{prefix}limiter_pauses",
-                "Pauses this process set, by reason.",
-                ["limiter", "reason"],
-                [([label, reason], n) for reason, n in counters.pauses_set.items()],
+            *(counter(p + name, doc, ["limiter"], [([label], n)]) for name, doc, n in plain),
+            *(
+                counter(p + name, doc, ["limiter", key], [([label, k], n) for k, n in c.items()])
+                for name, doc, key, c in by
             ),
             gauge(
-                f"{prefix}limiter_degraded",
+                f"{p}degraded",
                 "1 while Redis is failing and requests are paced locally.",
-                only,
+                ["limiter"],
                 [([label], float(self._store.degraded))],
             ),
         ]

