@@ -13,10 +13,12 @@ NAME``). Registered:
   ``--reps N``, ``--sections headline,latency,scaling``). Needs ``pip install -e '.[bench]'``.
 * ``cdp``: ``bench_cdp.py``, ``PipelinesClient`` against ``customerio-cdp-analytics`` (test
   extra): msgs/s, CPU/msg, wire bytes, messages lost at exit, gzip levels; ``results/cdp.md``.
-
 * ``sync``: ``bench_sync.py``, the sync facade from 8 threads: caller-side CPU and wall time
   per call, CPU per operation and operations lost at exit, against the official SDK and an
   analytics-python-style thread+queue consumer; writes ``results/sync.md``.
+* ``fleet``: ``bench_fleet.py``, the Redis limiter (``redis`` extra, a real ``redis-server``):
+  client CPU and latency per gate turn, and the four-process budget, 429-pause and
+  Redis-restart proof; writes ``results/fleet.md``.
 
 Examples::
 
@@ -61,6 +63,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     "webhooks": _standalone("bench_webhooks.py"),
     "sync": _standalone("bench_sync.py"),
     "cdp": _standalone("bench_cdp.py"),
+    "fleet": _standalone("bench_fleet.py"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Tests of the Redis extra (customerio_async.fleet) against a real redis-server."""
