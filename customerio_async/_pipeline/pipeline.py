@@ -40,7 +40,7 @@ from .dispatch import Dispatcher
 from .ledger import Ledger
 from .ordering import Ordering
 from .protocol import Admissible, BatchFormat
-from .receipt import FlushResult, Outcome, OutcomeCallback, Receipt, Statistics
+from .receipt import EVICTED, FlushResult, Outcome, OutcomeCallback, Receipt, Statistics
 
 __all__ = ["Pipeline"]
 
@@ -312,15 +312,11 @@ class Pipeline(BatchKeeper):
             end += 1
         if end == start:
             return
-        evicted = Outcome("dropped", "buffer_full", "evicted by drop_oldest")
-        exceptions = batch.exceptions = batch.exceptions or {}
-        for index in range(start, end):
-            exceptions[index] = evicted
-        batch.evicted = end
+        batch.evicted = end  # Receipt.outcome: EVICTED below this index
         receipts = batch.receipts[start:end] if batch.receipts is not None else None
-        self._ledger.drop_early(end - start, evicted, batch.epoch, receipts)
+        self._ledger.drop_early(end - start, EVICTED, batch.epoch, receipts)
         if end == batch.count:
-            self._finish(batch, evicted, None)
+            self._finish(batch, EVICTED, None)
 
     # ------------------------------------------------------------------ flush / close
 

@@ -70,6 +70,9 @@ class Outcome:
 
 DELIVERED = Outcome("delivered")
 DEDUPLICATED = Outcome("deduplicated", "duplicate")
+# drop_oldest evicts a prefix of a batch: ``Batch.evicted`` says how long, and this is the
+# outcome of every index below it (no per-index record: eviction runs under overload).
+EVICTED = Outcome("dropped", "buffer_full", "evicted by drop_oldest")
 
 
 class Receipt:
@@ -135,8 +138,9 @@ class Receipt:
             index += batch.offset
             batch = batch.forward
         outcome = batch.outcome
-        exceptions = batch.exceptions
-        if exceptions is not None:
+        if index < batch.evicted:
+            outcome = EVICTED
+        elif (exceptions := batch.exceptions) is not None:
             # Exceptions are final when recorded (an eviction decides before the batch).
             outcome = exceptions.get(index, outcome)
         if outcome is not None:
