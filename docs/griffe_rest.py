@@ -71,8 +71,7 @@ def _role(match: re.Match[str], home: str) -> str:
 
 
 def _inline(line: str, home: str) -> str:
-    line = _ROLE.sub(lambda m: _role(m, home), line)
-    return _LINK.sub(r"[\1](\2)", line)
+    return _ROLE.sub(lambda m: _role(m, home), line)
 
 
 def _indent(line: str) -> int:
@@ -96,7 +95,7 @@ def _literal_block(lines: list[str], start: int, indent: int) -> tuple[int, int]
 
 def to_markdown(text: str, home: str = "customerio_async") -> str:
     """Rewrite one docstring's literal blocks, roles and links as Markdown."""
-    lines = text.split("\n")
+    lines = _LINK.sub(r"[\1](\2)", text).split("\n")  # a link may span two lines
     out: list[str] = []
     i = 0
     while i < len(lines):
