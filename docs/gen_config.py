@@ -144,11 +144,11 @@ def takers(config: type) -> list[str]:
     for owner in CLIENTS:
         for name, annotation, _default, _doc in constructor_rows(owner):
             if pattern.search(annotation):
-                found.append(f"`{owner.__name__}({name}=...)`")
+                found.append(f"`{owner.__name__}({name}=…)`")
     for owner in CONFIGS:
         for name, annotation, _default, _doc in field_rows(owner):
             if owner is not config and pattern.search(annotation):
-                found.append(f"`{owner.__name__}({name}=...)`")
+                found.append(f"`{owner.__name__}({name}=…)`")
     return found
 
 

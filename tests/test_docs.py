@@ -61,7 +61,9 @@ def test_every_config_field_is_in_the_tables_with_its_default() -> None:
     for cls in GEN.CONFIGS:
         for field in dataclasses.fields(cls):
             row = next(
-                line for line in page.splitlines() if f"`{cls.__name__}({field.name}=…)`" in line
+                line
+                for line in page.splitlines()
+                if line.startswith(f"| `{cls.__name__}({field.name}=…)` |")
             )
             assert GEN.show_default(field.default) in row
 
