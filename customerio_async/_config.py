@@ -269,7 +269,8 @@ class BatchConfig:
             are what matter, this bounds the damage of one bad response).
         max_batch_bytes: Body size cap, envelope included; must stay below 500,000.
         linger: Seconds a batch may wait for more operations after its first one.
-        max_concurrent_requests: Requests in flight; also the number of ordering lanes.
+        max_concurrent_requests: Requests in flight at once (per-person order does not depend
+            on it: an operation waits only for its own person's undecided batch).
         max_buffer_bytes: Memory budget for admitted-but-unfinished operations (buffered,
             in flight and retrying all count).
         max_buffer_ops: Operation-count budget, counted the same way.
