@@ -69,11 +69,11 @@ from ._pipeline.receipt import Statistics as Statistics
 from ._track.admission import AdmissionMiddleware as AdmissionMiddleware
 from ._track.admission import OperationHandler as OperationHandler
 from ._track.admission import OperationMiddleware as OperationMiddleware
-from ._track.builders import Delivery as Delivery
 from ._track.builders import Object as Object
 from ._track.builders import Person as Person
 from ._track.builders import object_relationship as object_relationship
 from ._track.client import CustomerIO as CustomerIO
+from ._track.delivery import Delivery as Delivery
 from ._track.operations import Operation as Operation
 from ._track.regional import RegionalCustomerIO as RegionalCustomerIO
 from ._track.regional import RegionResolver as RegionResolver

@@ -105,6 +105,12 @@ class Region(str, enum.Enum):
     """A Customer.io data-centre region; its hosts are data, not code paths.
 
     Members compare equal to their string values, so ``Region.EU == "eu"``.
+
+    Example::
+
+        cio = CustomerIO(site_id, api_key, region=Region.EU)     # or region="eu"
+        assert Region.EU == "eu"
+        Region.EU.track_origin                  # 'https://track-eu.customer.io'
     """
 
     US = "us"
@@ -225,6 +231,10 @@ def env_or(value: str | None, env_name: str, what: str) -> str:
 class Timeouts:
     """Per-request time limits, in seconds (never aiohttp's 300 s default).
 
+    Example::
+
+        cio = CustomerIO(site_id, api_key, timeouts=Timeouts(total=10, connect=3))
+
     Attributes:
         total: The whole request, connection included.
         connect: Acquiring a pooled connection or establishing a new one.
@@ -244,6 +254,11 @@ class Timeouts:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolLimits:
     """Connection-pool settings for the client's ``aiohttp.TCPConnector``.
+
+    Example::
+
+        pool = PoolLimits(max_connections=32, keepalive_timeout=15)
+        cio = CustomerIO(site_id, api_key, pool=pool)
 
     Attributes:
         max_connections: Open connections across all hosts.
@@ -277,13 +292,21 @@ OverflowPolicy = Literal["block", "drop_newest", "drop_oldest", "raise"]
 class BatchConfig:
     """How the send pipeline buffers, packs and sends operations.
 
+    Example::
+
+        cio = CustomerIO(
+            site_id,
+            api_key,
+            batch=BatchConfig(linger=0.1, max_buffer_ops=100_000, overflow="drop_oldest"),
+        )
+
     Attributes:
         max_batch_ops: Operations per ``/api/v2/batch`` request (no documented limit; bytes
             are what matter, this bounds the damage of one bad response).
         max_batch_bytes: Body size cap, envelope included; must stay below 500,000.
         linger: Seconds a batch may wait for more operations after its first one.
-        max_concurrent_requests: Requests in flight at most (ordering is by person/object,
-            not by connection: more concurrency never costs order).
+        max_concurrent_requests: Requests in flight at once (per-person order does not depend
+            on it: an operation waits only for its own person's undecided batch).
         max_buffer_bytes: Memory budget for admitted-but-unfinished operations (buffered,
             in flight and retrying all count).
         max_buffer_ops: Operation-count budget, counted the same way.
@@ -346,6 +369,10 @@ class RetryPolicy:
     (``uniform(0, min(backoff_cap, backoff_base * 2**attempt))``). A ``Retry-After`` is a
     floor, capped at ``max_retry_after``; a 429 pauses every sender of the workspace.
 
+    Example::
+
+        cio = CustomerIO(site_id, api_key, retry=RetryPolicy(delivery_timeout=60, backoff_cap=10))
+
     Attributes:
         backoff_base: First backoff ceiling, seconds.
         backoff_cap: Largest backoff ceiling, seconds.
@@ -383,6 +410,10 @@ class RetryPolicy:
 class RateLimit:
     """Client-side token bucket per workspace, to stay under the fair-use limit.
 
+    Example::
+
+        cio = CustomerIO(site_id, api_key, rate_limit=RateLimit(requests_per_second=200, burst=50))
+
     Attributes:
         requests_per_second: Sustained request rate (Customer.io's documented soft limits
             have ranged from 100 to 1000 req/s; 100 is the conservative default).
@@ -404,6 +435,11 @@ class AppRateLimits:
     The documented App API limits (contract §7, §10 U11): transactional sends 100 req/s,
     everything else 10 req/s, API-triggered broadcasts 1 request per 10 s. A call waits for
     its token (FIFO) rather than being refused; ``None`` disables a bucket.
+
+    Example::
+
+        limits = AppRateLimits(transactional=RateLimit(requests_per_second=50, burst=5))
+        api = APIClient(app_key, rate_limits=limits)
 
     Attributes:
         transactional: ``/v1/send/*``.
@@ -427,6 +463,10 @@ DEFAULT_PIPELINES_RATE_LIMIT = RateLimit(requests_per_second=1000.0, burst=100)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DedupConfig:
     """De-duplication settings (defaults from the seed recipe).
+
+    Example::
+
+        cio = CustomerIO(site_id, api_key, dedup=DedupConfig(identify_ttl=300))   # None: off
 
     Attributes:
         identify_size: People whose last identify is remembered.

@@ -88,15 +88,38 @@ __all__ = [
 
 
 class CustomerIOError(Exception):
-    """Base class of every error raised by customerio-async."""
+    """Base class of every error raised by customerio-async.
+
+    Example::
+
+        try:
+            await cio.identify("42", plan="pro")
+        except CustomerIOError as exc:      # anything the SDK raises
+            logger.warning("customer.io call failed: %s", exc)
+    """
 
 
 class ConfigurationError(CustomerIOError, ValueError):
-    """The client was configured wrongly (missing credentials, unknown region, bad URL)."""
+    """The client was configured wrongly (missing credentials, unknown region, bad URL).
+
+    Example::
+
+        try:
+            CustomerIO("site-id", "api-key", region="mars")
+        except ConfigurationError as exc:   # also a ValueError
+            print(exc)                      # region must be 'us' or 'eu', got 'mars'
+    """
 
 
 class ValidationError(CustomerIOError, ValueError):
     """An argument breaks the API contract; raised at the call site, nothing was sent.
+
+    Example::
+
+        try:
+            await cio.track("42", "   ")
+        except ValidationError as exc:      # raised before any I/O
+            assert exc.field == "name"
 
     Attributes:
         field: The argument or attribute path at fault (never its value).
@@ -110,6 +133,13 @@ class ValidationError(CustomerIOError, ValueError):
 class LimitExceededError(ValidationError):
     """An operation, attribute or request body exceeds a documented byte limit.
 
+    Example::
+
+        try:
+            await cio.identify("42", bio="x" * 2000)
+        except LimitExceededError as exc:
+            print(exc.field, exc.size, exc.limit)   # attributes.bio 2002 1000
+
     Attributes:
         size: The measured size in bytes.
         limit: The limit it exceeds.
@@ -122,15 +152,40 @@ class LimitExceededError(ValidationError):
 
 
 class ClientStateError(CustomerIOError, RuntimeError):
-    """The client cannot take calls now: not opened with ``async with``, closed, or failed."""
+    """The client cannot take calls now: not opened with ``async with``, closed, or failed.
+
+    Example::
+
+        cio = CustomerIO(site_id, api_key)
+        try:
+            await cio.track("42", "opened")     # not opened with `async with`
+        except ClientStateError:
+            ...
+    """
 
 
 class BufferFullError(CustomerIOError):
-    """The send buffer is full and the overflow policy is ``"raise"``; nothing was admitted."""
+    """The send buffer is full and the overflow policy is ``"raise"``; nothing was admitted.
+
+    Example::
+
+        cio = CustomerIO(batch=BatchConfig(overflow="raise"))
+        try:
+            await cio.track("42", "opened")
+        except BufferFullError:
+            metrics.shed.inc()                  # nothing was admitted
+    """
 
 
 class DeliveryError(CustomerIOError):
     """An admitted operation ended without being delivered.
+
+    Example::
+
+        try:
+            await cio.track("42", "order_placed", wait=True)
+        except DeliveryError as exc:            # rejected or dropped
+            print(exc.outcome.status, exc.outcome.reason)
 
     Attributes:
         outcome: The terminal :class:`~customerio_async.Outcome` (status, reason, message).
@@ -142,16 +197,40 @@ class DeliveryError(CustomerIOError):
 
 
 class OperationRejectedError(DeliveryError):
-    """The API (or the SDK, for an impossible operation) refused the operation; not retried."""
+    """The API (or the SDK, for an impossible operation) refused the operation; not retried.
+
+    Example::
+
+        try:
+            await cio.identify("42", wait=True, plan="pro")
+        except OperationRejectedError as exc:   # the API refused it: fix the data
+            print(exc.outcome.reason, exc.outcome.field)
+    """
 
 
 class OperationDroppedError(DeliveryError):
     """The SDK gave the operation up (``outcome.reason`` says why: ``buffer_full``,
-    ``delivery_timeout``, ``shutdown_timeout``, ``auth_failed``…)."""
+    ``delivery_timeout``, ``shutdown_timeout``, ``auth_failed``…).
+
+    Example::
+
+        try:
+            await cio.track("42", "order_placed", wait=True)
+        except OperationDroppedError as exc:    # the SDK gave up: retry later, or alert
+            print(exc.outcome.reason)           # e.g. "delivery_timeout"
+    """
 
 
 class TransportError(CustomerIOError):
     """The request got no HTTP response.
+
+    Example::
+
+        try:
+            await cio.get_region()
+        except TransportError as exc:
+            if not exc.request_sent:            # nothing reached the server: safe to retry
+                ...
 
     Attributes:
         request_sent: ``False`` only when the request provably never reached the server
@@ -167,17 +246,41 @@ class TransportError(CustomerIOError):
 
 
 class ConnectError(TransportError):
-    """The connection could not be established (DNS, refused, TLS); nothing was sent."""
+    """The connection could not be established (DNS, refused, TLS); nothing was sent.
+
+    Example::
+
+        try:
+            await cio.get_region()
+        except ConnectError:                    # DNS, refused, TLS: request_sent is False
+            ...
+    """
 
     request_sent = False
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
-    """No complete response arrived in time; the server may or may not have applied it."""
+    """No complete response arrived in time; the server may or may not have applied it.
+
+    Example::
+
+        try:
+            result = await api.send_email(request)
+        except RequestTimeoutError:             # also the builtin TimeoutError
+            ...                                 # the send may or may not have happened
+    """
 
 
 class ConnectionLostError(TransportError):
-    """The connection dropped mid-exchange; the server may or may not have applied it."""
+    """The connection dropped mid-exchange; the server may or may not have applied it.
+
+    Example::
+
+        try:
+            await cio.get_region()
+        except ConnectionLostError:             # dropped mid-exchange: outcome unknown
+            ...
+    """
 
 
 class OutcomeUnknownError(TransportError):
@@ -187,15 +290,38 @@ class OutcomeUnknownError(TransportError):
     twice; the SDK therefore does not retry once the request may have been written. The
     original transport error is chained as ``__cause__``. Check the message log (or your
     webhook events) before sending again.
+
+    Example::
+
+        try:
+            result = await api.send_email(request)
+        except OutcomeUnknownError as exc:
+            # Never retried: check the delivery log before sending again.
+            logger.error("send may have happened: %r", exc.__cause__)
     """
 
 
 class UnsafeRedirectError(TransportError):
-    """The server redirected to a host that must not receive our credentials or payload."""
+    """The server redirected to a host that must not receive our credentials or payload.
+
+    Example::
+
+        try:
+            await cio.get_region()
+        except UnsafeRedirectError:             # a 3xx to a host outside *.customer.io
+            ...
+    """
 
 
 class APIStatusError(CustomerIOError):
     """The API answered with a non-success HTTP status.
+
+    Example::
+
+        try:
+            await direct_cio.identify("42", plan="pro")     # batching=False
+        except APIStatusError as exc:
+            print(exc.status_code, [e.message for e in exc.errors])
 
     Attributes:
         status_code: The HTTP status.
@@ -218,31 +344,86 @@ class APIStatusError(CustomerIOError):
 
 
 class BadRequestError(APIStatusError):
-    """400: the API rejected the request as malformed or invalid."""
+    """400: the API rejected the request as malformed or invalid.
+
+    Example::
+
+        try:
+            await direct_cio.identify("42", plan="pro")
+        except BadRequestError as exc:
+            print(exc.errors[0].message)
+    """
 
 
 class AuthenticationError(APIStatusError):
-    """401: the credentials are wrong, or belong to another region."""
+    """401: the credentials are wrong, or belong to another region.
+
+    Example::
+
+        try:
+            await cio.check_credentials()
+        except AuthenticationError:
+            sys.exit("wrong site id / API key, or the wrong region")
+    """
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the credentials may not do this (scope, entitlement, file type)."""
+    """403: the credentials may not do this (scope, entitlement, file type).
+
+    Example::
+
+        try:
+            await api.send_email(request)
+        except PermissionDeniedError as exc:    # e.g. a forbidden attachment type
+            print(exc.errors)
+    """
 
 
 class NotFoundError(APIStatusError):
-    """404: the addressed resource does not exist."""
+    """404: the addressed resource does not exist.
+
+    Example::
+
+        try:
+            await api.get_trigger_errors(9, 12345)
+        except NotFoundError:
+            ...                                 # no such broadcast or trigger
+    """
 
 
 class RequestTooLargeError(APIStatusError):
-    """413: the request body is larger than the API accepts."""
+    """413: the request body is larger than the API accepts.
+
+    Example::
+
+        try:
+            await api.send_email(request)
+        except RequestTooLargeError:            # the API's 413, not our LimitExceededError
+            ...
+    """
 
 
 class UnprocessableEntityError(APIStatusError):
-    """422: the request is well-formed but its content is not acceptable."""
+    """422: the request is well-formed but its content is not acceptable.
+
+    Example::
+
+        try:
+            await api.trigger_broadcast(9, ids=["42"])
+        except UnprocessableEntityError as exc:
+            print(exc.errors)
+    """
 
 
 class RateLimitError(APIStatusError):
     """429: too many requests.
+
+    Example::
+
+        try:
+            await api.trigger_broadcast(9, ids=["42"])
+        except RateLimitError as exc:
+            await asyncio.sleep(exc.retry_after or 10)
 
     Attributes:
         retry_after: Seconds the server asked us to wait, or ``None`` when it said nothing
@@ -263,7 +444,15 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx: the API failed to handle the request."""
+    """5xx: the API failed to handle the request.
+
+    Example::
+
+        try:
+            await direct_cio.track("42", "opened")
+        except ServerError as exc:              # retried already (direct_attempts)
+            print(exc.status_code)
+    """
 
 
 class WebhookVerificationError(CustomerIOError, ValueError):

@@ -114,6 +114,12 @@ class Metrics(Collector):
     one ``Metrics(registry=REGISTRY)`` and pass it to each; they are told apart by the
     ``region`` label.
 
+    Example::
+
+        metrics = Metrics(registry=prometheus_client.REGISTRY)
+        us = CustomerIO(US_SITE, US_KEY, region="us", metrics=metrics)
+        eu = CustomerIO(EU_SITE, EU_KEY, region="eu", metrics=metrics)
+
     Args:
         registry: Where to register (default: a new private registry).
         prefix: Metric name prefix.
@@ -130,6 +136,10 @@ class Metrics(Collector):
     def attach(self, source: MetricsSource) -> None:
         """Start exporting ``source``'s metrics (called by the client).
 
+        Example::
+
+            metrics.attach(cio)      # CustomerIO.open() does this for you
+
         Raises:
             ConfigurationError: Another attached client already uses the same region label.
         """
@@ -145,12 +155,22 @@ class Metrics(Collector):
             self._registered = True
 
     def detach(self, source: MetricsSource) -> None:
-        """Stop exporting ``source`` (its final values are no longer collected)."""
+        """Stop exporting ``source`` (its final values are no longer collected).
+
+        Example::
+
+            metrics.detach(cio)      # stop exporting cio's series
+        """
         if self._sources.get(source.metrics_label) is source:
             del self._sources[source.metrics_label]
 
     def collect(self) -> Iterator[Metric]:
-        """Called by the registry at scrape time: merge every source's families."""
+        """Called by the registry at scrape time: merge every source's families.
+
+        Example::
+
+            families = list(cio.metrics.collect())   # what generate_latest(registry) reads
+        """
         merged: dict[str, Metric] = {}
         for source in list(self._sources.values()):
             for family in source.metric_families(self.prefix):
@@ -162,5 +182,10 @@ class Metrics(Collector):
         yield from merged.values()
 
     def describe(self) -> Iterator[Metric]:
-        """Nothing up front: families are only known per source, at collect time."""
+        """Nothing up front: families are only known per source, at collect time.
+
+        Example::
+
+            assert list(cio.metrics.describe()) == []
+        """
         return iter(())

@@ -92,6 +92,12 @@ def _fast_defaults() -> dict[str, Any]:
 class CustomerIOFake:
     """What the ``customerio_fake`` fixture yields: a fake server and clients for it.
 
+    Example::
+
+        async def test_signup(customerio_fake: CustomerIOFake) -> None:
+            await signup(customerio_fake.client, user_id="42")
+            assert customerio_fake.server.people()["id:42"]["plan"] == "free"
+
     Attributes:
         server: The started :class:`~customerio_async.testing.FakeCustomerIO`
             (``operations``, ``requests``, ``people()``, ``pipelines_messages``,
@@ -112,15 +118,33 @@ class CustomerIOFake:
 
     @property
     def url(self) -> str:
-        """The fake's base URL (pass it as ``track_url`` to clients of your own)."""
+        """The fake's base URL (pass it as ``track_url`` to clients of your own).
+
+        Example::
+
+            CustomerIO("fake-site", "fake-key", track_url=customerio_fake.url)
+        """
         return self.server.url
 
     async def flush(self, timeout: float | None = None) -> FlushResult:
-        """Flush the client: everything sent so far has reached its outcome afterwards."""
+        """Flush the client: everything sent so far has reached its outcome afterwards.
+
+        Example::
+
+            await customerio_fake.client.track("42", "opened")
+            result = await customerio_fake.flush()
+            assert result.delivered == 1
+        """
         return await self.client.flush(timeout)
 
     async def delivered(self) -> list[AppliedOperation]:
-        """Flush the client and return every operation the fake applied, in order."""
+        """Flush the client and return every operation the fake applied, in order.
+
+        Example::
+
+            ops = await customerio_fake.delivered()
+            assert [op.action for op in ops] == ["identify", "event"]
+        """
         await self.client.flush()
         return list(self.server.operations)
 
@@ -137,20 +161,24 @@ class CustomerIOFake:
 
     @contextlib.asynccontextmanager
     async def new_client(self, **options: Any) -> AsyncIterator[CustomerIO]:
-        """Open another client on the same fake (same fast defaults, ``options`` win)::
+        """Open another client on the same fake (same fast defaults, ``options`` win).
 
-        async with customerio_fake.new_client(batching=False) as direct:
-            ...
+        Example::
+
+            async with customerio_fake.new_client(batching=False) as direct:
+                receipt = await direct.track("42", "clicked")   # delivered on return
         """
         async with _open_client(self.server, options) as client:
             yield client
 
     @contextlib.asynccontextmanager
     async def new_pipelines_client(self, **options: Any) -> AsyncIterator[PipelinesClient]:
-        """Open another Pipelines client on the same fake (fast defaults, ``options`` win)::
+        """Open another Pipelines client on the same fake (fast defaults, ``options`` win).
 
-        async with customerio_fake.new_pipelines_client(gzip=False) as plain:
-            ...
+        Example::
+
+            async with customerio_fake.new_pipelines_client(gzip=False) as analytics:
+                await analytics.track("42", "purchased")
         """
         async with _open_pipelines(self.server, options) as client:
             yield client
@@ -181,7 +209,14 @@ async def _open_pipelines(
 @pytest.fixture
 def customerio_pipelines_options() -> dict[str, Any]:
     """Keyword arguments for the ``customerio_fake.pipelines`` client (``{}``: the fast
-    defaults); override it to change them, e.g. ``{"gzip": False}``."""
+    defaults); override it to change them, e.g. ``{"gzip": False}``.
+
+    Example::
+
+        @pytest.fixture
+        def customerio_pipelines_options() -> dict[str, Any]:
+            return {"gzip": False}
+    """
     return {}
 
 
@@ -190,6 +225,13 @@ def customerio_fake_options() -> dict[str, Any]:
     """Keyword arguments for the ``customerio_fake`` client; override it to change them.
 
     The default (``{}``) keeps the fixture's fast batched defaults.
+
+    Example::
+
+        # conftest.py
+        @pytest.fixture
+        def customerio_fake_options() -> dict[str, object]:
+            return {"batching": False}          # direct mode: API errors raise
     """
     return {}
 
@@ -204,6 +246,12 @@ async def customerio_fake(
 
     The clients are closed (their buffers drained) before the server stops, so everything
     your test sent has reached the fake by teardown.
+
+    Example::
+
+        async def test_tracked(customerio_fake: CustomerIOFake) -> None:
+            await customerio_fake.client.track("42", "opened")
+            assert len(await customerio_fake.delivered()) == 1
     """
     from .testing import FakeCustomerIO
 
@@ -218,5 +266,13 @@ async def customerio_fake(
 @_async_fixture
 async def customerio_pipelines(customerio_fake: CustomerIOFake) -> PipelinesClient:
     """The open ``PipelinesClient`` of ``customerio_fake`` (its server is
-    ``customerio_fake.server``)."""
+    ``customerio_fake.server``).
+
+    Example::
+
+        async def test_signup(customerio_pipelines, customerio_fake):
+            await customerio_pipelines.identify("42", {"plan": "pro"})
+            [message] = await customerio_fake.pipelines_delivered()
+            assert message.user_id == "42"
+    """
     return customerio_fake.pipelines

@@ -124,14 +124,15 @@ class PipelinesAPI:
 
             await client.track("42", "Order Completed", {"total": 42.5})
 
+        ``context``, ``timestamp``, ``anonymous_id``, ``integrations``, ``message_id``,
+        ``wait``: as for :meth:`identify`.
+
         Args:
             user_id: The person's id (or ``anonymous_id``, or ``group_id``).
             event: The event name (non-blank).
             properties: Event properties (any JSON; datetimes become RFC 3339).
             group_id: A group-level event names the group instead of a person (ours;
                 keyword only).
-            context, timestamp, anonymous_id, integrations, message_id, wait: As for
-                :meth:`identify`.
 
         Raises:
             ValidationError: A rule of the vendor document (the field is named).
@@ -170,14 +171,15 @@ class PipelinesAPI:
 
             await client.page("42", "Docs", "Quickstart", {"url": "https://example.com/qs"})
 
+        ``context``, ``timestamp``, ``anonymous_id``, ``integrations``, ``message_id``,
+        ``wait``: as for :meth:`identify`.
+
         Args:
             user_id: The person's id (or ``anonymous_id``).
             category: The page's category (sent as ``category``, like analytics-python).
             name: The page's name.
             properties: ``url``, ``title``, ``referrer``, ``path``, ``search`` (strings)
                 and your own.
-            context, timestamp, anonymous_id, integrations, message_id, wait: As for
-                :meth:`identify`.
         """
         call = m.page(
             user_id,
@@ -212,10 +214,10 @@ class PipelinesAPI:
 
             await client.screen("42", name="Feed", properties={"tab": "new"})
 
-        Args:
-            user_id, category, name, properties: As for :meth:`page`.
-            context, timestamp, anonymous_id, integrations, message_id, wait: As for
-                :meth:`identify`.
+        ``user_id``, ``category``, ``name``, ``properties``: as for :meth:`page`.
+
+        ``context``, ``timestamp``, ``anonymous_id``, ``integrations``, ``message_id``,
+        ``wait``: as for :meth:`identify`.
         """
         call = m.screen(
             user_id,
@@ -249,13 +251,14 @@ class PipelinesAPI:
 
             await client.group("42", "acme", {"name": "Acme", "object_type_id": "1"})
 
+        ``context``, ``timestamp``, ``anonymous_id``, ``integrations``, ``message_id``,
+        ``wait``: as for :meth:`identify`.
+
         Args:
             user_id: The person's id (or ``anonymous_id``).
             group_id: The group's id (non-blank).
             traits: The group's traits; ``object_type_id`` a string,
                 ``relationshipAttributes`` a mapping.
-            context, timestamp, anonymous_id, integrations, message_id, wait: As for
-                :meth:`identify`.
         """
         call = m.group(
             user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id
@@ -282,10 +285,12 @@ class PipelinesAPI:
 
             await client.alias("anon-7f3a", "42")
 
+        ``context``, ``timestamp``, ``integrations``, ``message_id``, ``wait``: as for
+        :meth:`identify`.
+
         Args:
             previous_id: The id to merge away.
             user_id: The id to keep.
-            context, timestamp, integrations, message_id, wait: As for :meth:`identify`.
         """
         call = m.alias(previous_id, user_id, context, timestamp, integrations, message_id)
         return await self._submit(call, _flag(wait))

@@ -56,6 +56,16 @@ class HTTPRequest:
 class HTTPResponse:
     """A complete HTTP response.
 
+    Example::
+
+        async def log_server_errors(request: HTTPRequest, call_next) -> HTTPResponse:
+            response: HTTPResponse = await call_next(request)
+            if response.status >= 500:
+                logger.info("%s answered %d", request.endpoint, response.status)
+            return response
+
+        cio = CustomerIO(http_middleware=[log_server_errors])
+
     Attributes:
         status: The HTTP status code.
         headers: Response headers with lower-cased names.
@@ -71,5 +81,15 @@ HTTPHandler = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 """The next layer of the chain: ``await handler(request)``."""
 
 HTTPMiddleware = Callable[[HTTPRequest, HTTPHandler], Awaitable[HTTPResponse]]
+"""``async def mw(request, call_next) -> HTTPResponse``: sees every attempt of every request.
+
+Example::
+
+    async def tag(request: HTTPRequest, call_next) -> HTTPResponse:
+        request.headers["X-Request-Source"] = "billing"   # not a credential, not an id
+        return await call_next(request)
+
+    cio = CustomerIO(http_middleware=[tag])
+"""
 """``async def mw(request, handler) -> HTTPResponse``; the second argument is passed
 positionally, so ``call_next``, ``handler`` or any other name works."""

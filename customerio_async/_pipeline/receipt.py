@@ -148,13 +148,26 @@ class Receipt:
         return outcome
 
     def done(self) -> bool:
-        """Whether the operation has reached its terminal outcome."""
+        """Whether the operation has reached its terminal outcome.
+
+        Example::
+
+            receipt = await cio.track("42", "opened")
+            if receipt.done():
+                print(receipt.outcome)
+        """
         return self.outcome is not None
 
     def mirror(self, operation: Any) -> Receipt:
         """A receipt for ``operation``, a duplicate skipped while this (its twin) is still
         pending: it resolves when the twin does — ``deduplicated`` if the twin was
-        delivered, else the twin's outcome — and gets the outcome callbacks too."""
+        delivered, else the twin's outcome — and gets the outcome callbacks too.
+
+        Example::
+
+            # What de-duplication does with a repeat of a still-pending identify:
+            duplicate = first_receipt.mirror(repeated_operation)
+        """
         mirrored = _Mirror(operation, self._batch, self._index)
         batch = self._batch
         if batch is not None:
@@ -165,6 +178,11 @@ class Receipt:
 
     async def wait(self, timeout: float | None = None) -> Outcome:
         """Wait for the terminal outcome (and send the operation's batch now).
+
+        Example::
+
+            receipt = await cio.track("42", "purchased")
+            outcome = await receipt.wait(timeout=5)   # TimeoutError if not decided in 5 s
 
         Args:
             timeout: Seconds to wait; ``None`` waits until the pipeline decides (bounded by

@@ -45,7 +45,13 @@ class AdmissionMiddleware(Protocol):
     """
 
     def wants(self, op: Operation) -> bool:
-        """Whether this layer acts on ``op``; when ``False`` it is skipped for ``op``."""
+        """Whether this layer acts on ``op``; when ``False`` it is skipped for ``op``.
+
+        Example::
+
+            def wants(self, op: Operation) -> bool:
+                return op.action == "event"
+        """
         ...
 
     generated_events: bool

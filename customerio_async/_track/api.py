@@ -47,6 +47,10 @@ class TrackAPI:
         Batched mode admits it into the pipeline; direct mode POSTs it to
         ``/api/v2/entity`` (v1-only operations go to their v1 endpoint).
 
+        Example::
+
+            await cio.send(Person.add_relationships("42", [object_relationship("company", "acme")]))
+
         Args:
             operation: The operation.
             wait: Wait for the terminal outcome; raise :class:`DeliveryError` unless
@@ -85,7 +89,12 @@ class TrackAPI:
         return await self._call(ops.identify(id, kwargs), _flag(wait))
 
     async def delete(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Delete a person."""
+        """Delete a person.
+
+        Example::
+
+            await cio.delete("42")
+        """
         return await self._call(ops.delete(customer_id), wait)
 
     async def track(
@@ -99,6 +108,10 @@ class TrackAPI:
         wait: bool = False,
     ) -> Receipt:
         """Track an event for a person.
+
+        Example::
+
+            await cio.track("42", "purchased", {"amount": 42}, timestamp=datetime.now(timezone.utc))
 
         Args:
             customer_id: The person (see :meth:`identify`).
@@ -131,7 +144,12 @@ class TrackAPI:
         ``anonymous_id`` is ``None``/empty (put the ``recipient`` in ``data``).
 
         v2 cannot carry anonymous events, so they travel as individual v1 requests
-        through the same pipeline."""
+        through the same pipeline.
+
+        Example::
+
+            await cio.track_anonymous("visitor-7", "viewed_pricing", {"plan": "pro"})
+        """
         op = ops.anonymous_event(anonymous_id, name, data, id=id, timestamp=timestamp)
         return await self._call(op, wait)
 
@@ -200,15 +218,30 @@ class TrackAPI:
     async def delete_device(
         self, customer_id: IdentifierLike, device_id: str, *, wait: bool = False
     ) -> Receipt:
-        """Remove a push device from a person."""
+        """Remove a push device from a person.
+
+        Example::
+
+            await cio.delete_device("42", fcm_token)
+        """
         return await self._call(ops.delete_device(customer_id, device_id), wait)
 
     async def suppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Delete a person and block their identifier from being re-added."""
+        """Delete a person and block their identifier from being re-added.
+
+        Example::
+
+            await cio.suppress("42")
+        """
         return await self._call(ops.suppress(customer_id), wait)
 
     async def unsuppress(self, customer_id: IdentifierLike, *, wait: bool = False) -> Receipt:
-        """Unblock a suppressed identifier (the profile is not restored)."""
+        """Unblock a suppressed identifier (the profile is not restored).
+
+        Example::
+
+            await cio.unsuppress("42")
+        """
         return await self._call(ops.unsuppress(customer_id), wait)
 
     async def merge_customers(
@@ -223,6 +256,10 @@ class TrackAPI:
         """Merge the secondary person into the primary one (irreversible).
 
         Id types are ``"id"``, ``"email"`` or ``"cio_id"``.
+
+        Example::
+
+            await cio.merge_customers("id", "42", "email", "old@example.com")
         """
         op = ops.merge_customers(primary_id_type, primary_id, secondary_id_type, secondary_id)
         return await self._call(op, wait)
@@ -237,7 +274,12 @@ class TrackAPI:
         id_type: str = "id",
         wait: bool = False,
     ) -> Receipt:
-        """Add 1–1000 people to a manual segment (``id_type``: id, email or cio_id)."""
+        """Add 1–1000 people to a manual segment (``id_type``: id, email or cio_id).
+
+        Example::
+
+            await cio.add_to_segment(7, ["42", "43"])
+        """
         return await self._call(ops.segment_membership(True, segment_id, ids, id_type), wait)
 
     async def remove_from_segment(
@@ -248,7 +290,12 @@ class TrackAPI:
         id_type: str = "id",
         wait: bool = False,
     ) -> Receipt:
-        """Remove 1–1000 people from a manual segment."""
+        """Remove 1–1000 people from a manual segment.
+
+        Example::
+
+            await cio.remove_from_segment(7, ["42"])
+        """
         return await self._call(ops.segment_membership(False, segment_id, ids, id_type), wait)
 
     # ------------------------------------------------------------------ forms, delivery reports

@@ -1,8 +1,8 @@
-"""Typed v2 builders: :class:`Person`, :class:`Object` and :class:`Delivery` operations.
+"""Typed v2 builders: :class:`Person` and :class:`Object` operations (``Delivery``: ``delivery``).
 
-Send them with ``cio.send(op)`` (``/api/v2/entity`` in direct mode, batched otherwise) or
-``cio.batch([...])``. Each builder validates its arguments and serialises the operation
-once; the result is ordered with everything else that touches the same person or object.
+Send them with ``cio.send(op)`` (batched, or ``/api/v2/entity`` in direct mode) or
+``cio.batch([...])``. Each validates and serialises once, and is ordered with everything
+else that touches the same person or object.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .calls import event_id
 from .operations import Operation, sized
 from .validation import check_attributes, check_event_data, check_event_name, check_platform
 
-__all__ = ["Delivery", "Object", "Person", "object_relationship"]
+__all__ = ["Object", "Person", "object_relationship"]
 
 
 def _v2_person(
@@ -62,7 +62,12 @@ def _relationships(items: Sequence[Mapping[str, Any]], field: str) -> list[dict[
 def object_relationship(
     object_type_id: str | int, object_id: str, attributes: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """A person→object relationship entry for ``cio_relationships``."""
+    """A person→object relationship entry for ``cio_relationships``.
+
+    Example::
+
+        op = Person.add_relationships("42", [object_relationship(1, "acme", {"role": "admin"})])
+    """
     rel: dict[str, Any] = {"identifiers": _object_identifiers(object_type_id, object_id, None)}
     if attributes is not None:
         rel["relationship_attributes"] = dict(attributes)
@@ -93,6 +98,10 @@ class Person:
 
     ``identifiers`` is a bare identifier (inferred: ``cio_…`` → cio_id, an email → email,
     else id) or an explicit one-key object such as ``{"email": ...}`` or ``{"phone": ...}``.
+
+    Example::
+
+        await cio.batch([Person.identify("42", {"plan": "pro"}), Person.event("42", "paid")])
     """
 
     @staticmethod
@@ -103,7 +112,12 @@ class Person:
         timestamp: Any = None,
         cio_relationships: Sequence[Mapping[str, Any]] | None = None,
     ) -> Operation:
-        """Create or update a person."""
+        """Create or update a person.
+
+        Example::
+
+            op = Person.identify("42", {"plan": "pro"}, timestamp=updated_at)
+        """
         extra: dict[str, Any] = {}
         if attributes is not None:
             # created_at / _timestamp: Unix seconds, like identify() (a millisecond value
@@ -125,7 +139,12 @@ class Person:
         id: str | None = None,
         timestamp: Any = None,
     ) -> Operation:
-        """Track an event for a person (a ULID ``id`` is generated when omitted)."""
+        """Track an event for a person (a ULID ``id`` is generated when omitted).
+
+        Example::
+
+            op = Person.event("42", "purchased", {"amount": 42}, timestamp=paid_at)
+        """
         return Person._event("event", identifiers, name, attributes, id, timestamp)
 
     @staticmethod
@@ -137,7 +156,12 @@ class Person:
         id: str | None = None,
         timestamp: Any = None,
     ) -> Operation:
-        """Track a page view (``name`` is the URL or page name)."""
+        """Track a page view (``name`` is the URL or page name).
+
+        Example::
+
+            op = Person.page("42", "https://example.com/pricing", {"referrer": "ads"})
+        """
         return Person._event("page", identifiers, name, attributes, id, timestamp)
 
     @staticmethod
@@ -149,7 +173,12 @@ class Person:
         id: str | None = None,
         timestamp: Any = None,
     ) -> Operation:
-        """Track a mobile screen view."""
+        """Track a mobile screen view.
+
+        Example::
+
+            op = Person.screen({"phone": "+14155550100"}, "Checkout")
+        """
         return Person._event("screen", identifiers, name, attributes, id, timestamp)
 
     @staticmethod
@@ -173,17 +202,32 @@ class Person:
 
     @staticmethod
     def delete(identifiers: IdentifierLike) -> Operation:
-        """Delete a person."""
+        """Delete a person.
+
+        Example::
+
+            await cio.send(Person.delete("42"))
+        """
         return _v2_person("delete", identifiers)
 
     @staticmethod
     def suppress(identifiers: IdentifierLike) -> Operation:
-        """Delete a person and block their identifier from being re-added."""
+        """Delete a person and block their identifier from being re-added.
+
+        Example::
+
+            await cio.send(Person.suppress({"email": "ada@example.com"}))
+        """
         return _v2_person("suppress", identifiers)
 
     @staticmethod
     def unsuppress(identifiers: IdentifierLike) -> Operation:
-        """Unblock a suppressed identifier (does not restore the profile)."""
+        """Unblock a suppressed identifier (does not restore the profile).
+
+        Example::
+
+            await cio.send(Person.unsuppress({"email": "ada@example.com"}))
+        """
         return _v2_person("unsuppress", identifiers)
 
     @staticmethod
@@ -195,7 +239,12 @@ class Person:
         last_used: Any = None,
         attributes: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Add or update a push device."""
+        """Add or update a push device.
+
+        Example::
+
+            op = Person.add_device("42", fcm_token, "android", last_used=seen_at)
+        """
         device: dict[str, Any] = {"token": check_identifier(token, "token")}
         device["platform"] = check_platform(platform)
         if last_used is not None:
@@ -207,7 +256,12 @@ class Person:
 
     @staticmethod
     def delete_device(identifiers: IdentifierLike, token: str) -> Operation:
-        """Remove a push device."""
+        """Remove a push device.
+
+        Example::
+
+            await cio.send(Person.delete_device("42", fcm_token))
+        """
         return _v2_person(
             "delete_device", identifiers, {"device": {"token": check_identifier(token, "token")}}
         )
@@ -216,7 +270,12 @@ class Person:
     def add_relationships(
         identifiers: IdentifierLike, relationships: Sequence[Mapping[str, Any]]
     ) -> Operation:
-        """Relate a person to objects (see :func:`object_relationship`)."""
+        """Relate a person to objects (see :func:`object_relationship`).
+
+        Example::
+
+            op = Person.add_relationships("42", [object_relationship(1, "acme", {"role": "admin"})])
+        """
         rels = _relationships(relationships, "relationships")
         return _v2_person("add_relationships", identifiers, {"cio_relationships": rels})
 
@@ -224,13 +283,23 @@ class Person:
     def delete_relationships(
         identifiers: IdentifierLike, relationships: Sequence[Mapping[str, Any]]
     ) -> Operation:
-        """Remove person→object relationships."""
+        """Remove person→object relationships.
+
+        Example::
+
+            op = Person.delete_relationships("42", [object_relationship(1, "acme")])
+        """
         rels = _relationships(relationships, "relationships")
         return _v2_person("delete_relationships", identifiers, {"cio_relationships": rels})
 
     @staticmethod
     def merge(primary: Mapping[str, str], secondary: Mapping[str, str]) -> Operation:
-        """Merge ``secondary`` into ``primary`` (each exactly one of id, email, cio_id)."""
+        """Merge ``secondary`` into ``primary`` (each exactly one of id, email, cio_id).
+
+        Example::
+
+            op = Person.merge({"email": "ada@example.com"}, {"id": "anon-7f3a"})
+        """
         objs = []
         for name, obj in (("primary", primary), ("secondary", secondary)):
             if not isinstance(obj, Mapping) or len(obj) != 1:
@@ -245,8 +314,11 @@ class Person:
 class Object:
     """Builders for v2 ``object`` operations (companies, accounts, …).
 
-    An object is addressed by ``object_type_id`` (a positive integer, sent as a string) plus
-    ``object_id``, or by ``cio_object_id``.
+    Addressed by ``object_type_id`` (a positive integer) and ``object_id``, or ``cio_object_id``.
+
+    Example::
+
+        await cio.send(Object.identify(1, "acme", {"name": "Acme Inc.", "plan": "enterprise"}))
     """
 
     @staticmethod
@@ -275,7 +347,12 @@ class Object:
         cio_object_id: str | None = None,
         cio_relationships: Sequence[Mapping[str, Any]] | None = None,
     ) -> Operation:
-        """Create or update an object; ``None``/``""`` attribute values remove attributes."""
+        """Create or update an object; ``None``/``""`` attribute values remove attributes.
+
+        Example::
+
+            op = Object.identify(1, "acme", {"name": "Acme Inc.", "seats": 40})
+        """
         extra: dict[str, Any] = {}
         if attributes is not None:
             check_attributes(attributes)
@@ -291,7 +368,12 @@ class Object:
         anonymous_ids: Sequence[str],
         attributes: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Create or update an object and relate it to anonymous visitors."""
+        """Create or update an object and relate it to anonymous visitors.
+
+        Example::
+
+            op = Object.identify_anonymous(1, "acme", ["anon-7f3a"], {"name": "Acme Inc."})
+        """
         rels = [
             {"identifiers": {"anonymous_id": check_identifier(a, "anonymous_ids[]")}}
             for a in anonymous_ids
@@ -311,7 +393,12 @@ class Object:
         *,
         cio_object_id: str | None = None,
     ) -> Operation:
-        """Delete an object."""
+        """Delete an object.
+
+        Example::
+
+            await cio.send(Object.delete(1, "acme"))  # or Object.delete(cio_object_id=...)
+        """
         return Object._op("delete", object_type_id, object_id, cio_object_id, {})
 
     @staticmethod
@@ -322,7 +409,12 @@ class Object:
         *,
         relationship_attributes: Mapping[str, Any] | None = None,
     ) -> Operation:
-        """Relate people (bare or explicit identifiers) to an object."""
+        """Relate people (bare or explicit identifiers) to an object.
+
+        Example::
+
+            op = Object.add_relationships(1, "acme", ["42", {"email": "bob@example.com"}])
+        """
         return Object._op(
             "add_relationships",
             object_type_id,
@@ -335,7 +427,12 @@ class Object:
     def delete_relationships(
         object_type_id: str | int, object_id: str, people: Sequence[IdentifierLike]
     ) -> Operation:
-        """Remove people's relationships to an object."""
+        """Remove people's relationships to an object.
+
+        Example::
+
+            op = Object.delete_relationships(1, "acme", ["43"])
+        """
         return Object._op(
             "delete_relationships",
             object_type_id,
@@ -359,38 +456,3 @@ def _people_rels(
             rel["relationship_attributes"] = dict(attributes)
         out.append(rel)
     return out
-
-
-class Delivery:
-    """Builders for v2 ``delivery`` operations (message metrics reported by you)."""
-
-    METRICS = ("opened", "converted", "delivered")
-
-    @staticmethod
-    def event(
-        delivery_id: str,
-        metric: Literal["opened", "converted", "delivered"],
-        *,
-        device_token: str,
-        timestamp: Any = None,
-    ) -> Operation:
-        """Report that a push message was delivered, opened or converted on a device.
-
-        The API requires the ``device_token`` the message was sent to.
-        """
-        did = check_identifier(delivery_id, "delivery_id")
-        if metric not in Delivery.METRICS:
-            raise ValidationError(
-                f"metric must be one of {', '.join(Delivery.METRICS)}", field="metric"
-            )
-        v2: dict[str, Any] = {
-            "type": "delivery",
-            "action": "event",
-            "identifiers": {"id": did},
-            "name": metric,
-            "attributes": {"device_token": check_identifier(device_token, "device_token")},
-        }
-        if timestamp is not None:
-            v2["timestamp"] = to_timestamp(timestamp)
-        key = OrderingKey("delivery", "delivery_id", did)
-        return Operation("delivery_event", sized(v2, "delivery_event"), key)

@@ -161,7 +161,7 @@ def event(
         v2["timestamp"] = to_timestamp(timestamp)
     encoded = serialise(v2, kind)
     if len(encoded) <= MAX_OP_BYTES:
-        return Operation.event(kind, encoded, ref.key, ref, eid, id is not None)
+        return Operation._event(kind, encoded, ref.key, ref, eid, id is not None)
     path_id = ref.v1_path_id
     if path_id is None:  # only v2 can address this person: its limit applies
         too_large(kind, len(encoded), _V2_ONLY)

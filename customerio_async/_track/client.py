@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.core import Metric
 
-from .._common.histogram import LabelledHistograms
 from .._common.lifecycle import SingleUseClient, State, fork_count
 from .._common.logs import logger
 from .._config import (
@@ -41,13 +39,10 @@ from .._config import (
     resolve_track_origin,
 )
 from .._exceptions import ClientStateError
-from .._http.accounting import AccountingLayer
 from .._http.gate import Limiter, LocalLimiter
 from .._http.messages import HTTPMiddleware
 from .._http.stack import HTTPStack
-from .._http.transport import AiohttpTransport
 from .._metrics import Metrics
-from .._pipeline.ledger import Ledger
 from .._pipeline.pipeline import Pipeline
 from .._pipeline.receipt import FlushResult, OutcomeCallback, Receipt, Statistics
 from .admission import AdmissionChain, OperationMiddleware
@@ -55,39 +50,19 @@ from .api import TrackAPI, confirm
 from .connect import transport_for, workspace_id
 from .dedup import Deduplicator
 from .direct import DirectSender, adopt
-from .metrics import client_metric_families
+from .metrics import Observables, client_metric_families
 from .operations import Operation
 from .protocol import batch_accepted, track_format, track_rules
 from .results import BatchResult, RegionInfo
 
-__all__ = ["CustomerIO", "Observables"]
-
-
-@dataclass(frozen=True, slots=True)
-class Observables:
-    """What the metrics collector reads from a client (no private-field reaching)."""
-
-    ledger: Ledger
-    transport: AiohttpTransport
-    accounting: AccountingLayer
-    dedup_hits: Mapping[str, int]
-
-    @property
-    def latency(self) -> LabelledHistograms:
-        """Per-attempt request latency histograms."""
-        return self.accounting.latency
+__all__ = ["CustomerIO"]
 
 
 class CustomerIO(SingleUseClient, TrackAPI):
     """Asyncio client for Customer.io's Track API.
 
     Use it as an async context manager; the pooled aiohttp session and the send pipeline
-    live exactly as long as the ``async with`` block::
-
-        async with CustomerIO(site_id, api_key) as cio:
-            await cio.identify("42", email="ada@example.com", plan="pro")   # returns at once
-            receipt = await cio.track("42", "purchased", {"amount": 42})
-            outcome = await receipt.wait()                                   # opt-in confirmation
+    live exactly as long as the ``async with`` block (see the example).
 
     Every Track call validates and serialises its operation in the caller's task (errors raise
     there, before any I/O) and returns a :class:`Receipt`. In the default **batched** mode the
@@ -96,6 +71,13 @@ class CustomerIO(SingleUseClient, TrackAPI):
     outcome. In **direct** mode (``batching=False``) each call sends its own request (the
     official SDK's v1 request when there is one) and raises on API errors; its receipt is
     already delivered and carries the parsed ``response``.
+
+    Example::
+
+        async with CustomerIO(site_id, api_key) as cio:
+            await cio.identify("42", email="ada@example.com", plan="pro")   # returns at once
+            receipt = await cio.track("42", "purchased", {"amount": 42})
+            outcome = await receipt.wait()                                   # opt-in confirmation
 
     Args:
         site_id: Track API site id; defaults to ``$CUSTOMERIO_SITE_ID``.
@@ -251,6 +233,11 @@ class CustomerIO(SingleUseClient, TrackAPI):
     async def open(self) -> None:
         """Create the connection pool and start the pipeline. ``async with`` calls this.
 
+        Example::
+
+            cio = CustomerIO(site_id, api_key)
+            await cio.open()  # usually: async with CustomerIO(site_id, api_key) as cio
+
         Raises:
             ClientStateError: When the client was already opened or closed (a client is
                 single-use: create a new one instead of reopening).
@@ -307,6 +294,10 @@ class CustomerIO(SingleUseClient, TrackAPI):
         still undelivered then ends as ``dropped(shutdown_timeout)``, with one summary log
         line. Survives one cancellation of the caller; a second aborts the drain.
         Idempotent; later calls on the client raise :class:`ClientStateError`.
+
+        Example::
+
+            await cio.aclose(timeout=5)  # deliver for up to 5 s, then drop what is left
         """
         if self._state is State.CLOSED:
             return
@@ -362,6 +353,11 @@ class CustomerIO(SingleUseClient, TrackAPI):
 
         A barrier for operations admitted before the call; it does not stop the client.
 
+        Example::
+
+            result = await cio.flush(timeout=5)
+            assert result.pending == 0
+
         Args:
             timeout: Seconds to wait (default ``batch.flush_timeout``); on expiry the result
                 reports what is still ``pending`` instead of raising.
@@ -375,7 +371,13 @@ class CustomerIO(SingleUseClient, TrackAPI):
 
     def statistics(self) -> Statistics:
         """A cheap snapshot of the pipeline's counters (accepted, delivered, rejected,
-        dropped by reason, deduplicated, pending, buffered bytes, requests, retries…)."""
+        dropped by reason, deduplicated, pending, buffered bytes, requests, retries…).
+
+        Example::
+
+            stats = cio.statistics()
+            log.info("delivered=%d pending=%d", stats.delivered, stats.pending)
+        """
         stats = self._pipeline.statistics()
         if not self._batching:  # no pipeline runs: the client's own state
             stats = dataclasses.replace(stats, state=self._state.value)
@@ -391,11 +393,22 @@ class CustomerIO(SingleUseClient, TrackAPI):
         return self._region.value
 
     def metric_families(self, prefix: str) -> Iterable[Metric]:
-        """This client's Prometheus families (see :class:`Metrics`)."""
+        """This client's Prometheus families (see :class:`Metrics`).
+
+        Example::
+
+            for family in cio.metric_families("customerio"):
+                print(family.name)
+        """
         return client_metric_families(self, prefix)
 
     def observables(self) -> Observables:
-        """The counters and histograms the metrics collector reads."""
+        """The counters and histograms the metrics collector reads.
+
+        Example::
+
+            observed = cio.observables()
+        """
         hits = self._dedup.hits if self._dedup is not None else {}
         return Observables(self._pipeline.ledger, self._transport, self._http.accounting, hits)
 
@@ -431,10 +444,8 @@ class CustomerIO(SingleUseClient, TrackAPI):
         return self._pipeline.try_admit(op)
 
     def _admit_late(self, op: Operation) -> Receipt | None:
-        """The sync facade's admission of an operation whose caller already waited
-        ``enqueue_timeout`` for room: admitted if it fits now, else dropped(buffer_full)
-        at once (the ``block`` policy's fallback), without a second wait. ``None`` when
-        admission middleware wants ``op`` (the caller then takes :meth:`_call`)."""
+        """The sync facade's fallback once its caller waited ``enqueue_timeout``: admit if it
+        fits now, else drop(buffer_full) at once; ``None`` when a middleware wants ``op``."""
         receipt = self._admit_now(op)
         if receipt is None and self._chain.select(op) is None:
             receipt = self._pipeline.drop_newest(op)
@@ -449,6 +460,10 @@ class CustomerIO(SingleUseClient, TrackAPI):
 
         This is the official SDK's explicit batch: it bypasses the pipeline (use plain calls
         or :meth:`send` for pipelined delivery) but shares the rate limit and retries.
+
+        Example::
+
+            result = await cio.batch([Person.identify("42", {"plan": "pro"}), Person.delete("43")])
 
         Args:
             operations: :class:`Operation` values or v2 operation dicts (the official

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import Metric
@@ -9,11 +11,29 @@ from prometheus_client.core import Metric
 from .._metrics import counter, gauge, histogram_family, request_latency_family
 
 if TYPE_CHECKING:
-    from .._common.histogram import Histogram
+    from .._common.histogram import Histogram, LabelledHistograms
+    from .._http.accounting import AccountingLayer
+    from .._http.transport import AiohttpTransport
+    from .._pipeline.ledger import Ledger
     from .._pipeline.receipt import Statistics
-    from .client import CustomerIO, Observables
+    from .client import CustomerIO
 
-__all__ = ["client_metric_families"]
+__all__ = ["Observables", "client_metric_families"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observables:
+    """What the metrics collector reads from a client (no private-field reaching)."""
+
+    ledger: Ledger
+    transport: AiohttpTransport
+    accounting: AccountingLayer
+    dedup_hits: Mapping[str, int]
+
+    @property
+    def latency(self) -> LabelledHistograms:
+        """Per-attempt request latency histograms."""
+        return self.accounting.latency
 
 
 def client_metric_families(client: CustomerIO, prefix: str) -> list[Metric]:

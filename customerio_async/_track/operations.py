@@ -143,7 +143,7 @@ class Operation:
         return f"<Operation {self.action}>"
 
     @classmethod
-    def event(
+    def _event(
         cls,
         action: str,
         data: bytes,
@@ -194,6 +194,10 @@ class Operation:
 
     def v2_bytes(self) -> bytes:
         """The serialised v2 operation.
+
+        Example::
+
+            body = Person.identify("42", {"plan": "pro"}).v2_bytes()
 
         Raises:
             ValidationError: When v2 cannot carry this operation.

@@ -48,7 +48,9 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
     """Routes every Track call to the workspace of the person's region.
 
     Every method of :class:`CustomerIO`'s Track API is available and returns the chosen
-    client's :class:`Receipt`::
+    client's :class:`Receipt`.
+
+    Example::
 
         async with RegionalCustomerIO(
             [CustomerIO(us_site, us_key, region="us"), CustomerIO(eu_site, eu_key, region="eu")],
@@ -103,6 +105,10 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
     async def open(self) -> None:
         """Open every regional client (``async with`` calls this).
 
+        Example::
+
+            await regional.open()  # usually: async with regional
+
         Raises:
             ConfigurationError: Two clients for one region.
             ClientStateError: Opened twice (it is single-use, like the clients).
@@ -125,7 +131,12 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
         self._state = State.OPEN
 
     async def aclose(self) -> None:
-        """Drain and close every regional client."""
+        """Drain and close every regional client.
+
+        Example::
+
+            await regional.aclose()
+        """
         self._state = State.CLOSED
         stack, self._stack = self._stack, None
         if stack is not None:
@@ -133,6 +144,10 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
 
     def client(self, region: Region | str) -> CustomerIO:
         """The client for ``region``.
+
+        Example::
+
+            eu = regional.client("eu")
 
         Raises:
             ClientStateError: Not opened yet.
@@ -147,11 +162,21 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
             raise ConfigurationError(f"no client configured for region {target.value!r}") from None
 
     def using(self, region: Region | str) -> CustomerIO:
-        """The client for ``region``, to send a call there explicitly."""
+        """The client for ``region``, to send a call there explicitly.
+
+        Example::
+
+            await regional.using("eu").track("42", "login")
+        """
         return self.client(region)
 
     async def region_for(self, person: Identifier | None) -> Region:
-        """The region an operation about ``person`` goes to (resolver, then default)."""
+        """The region an operation about ``person`` goes to (resolver, then default).
+
+        Example::
+
+            region = await regional.region_for(Identifier("id", "42"))
+        """
         if person is None or self._resolve is None:
             return self._default
         answer = await self._resolve(person)
@@ -169,9 +194,19 @@ class RegionalCustomerIO(SingleUseClient, TrackAPI):
         return await self.client(region)._submit(op)
 
     async def flush(self, timeout: float | None = None) -> dict[Region, FlushResult]:
-        """Flush every regional client; results by region."""
+        """Flush every regional client; results by region.
+
+        Example::
+
+            results = await regional.flush(timeout=5)  # {"us": FlushResult, "eu": ...}
+        """
         return {region: await c.flush(timeout) for region, c in self._clients.items()}
 
     def statistics(self) -> dict[Region, Statistics]:
-        """Each regional client's statistics."""
+        """Each regional client's statistics.
+
+        Example::
+
+            delivered = {region: s.delivered for region, s in regional.statistics().items()}
+        """
         return {region: c.statistics() for region, c in self._clients.items()}

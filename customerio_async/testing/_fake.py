@@ -13,27 +13,24 @@ second, independent reading of the contract, so a misreading in the client shows
 failing test instead of being shared by both sides.
 
 The socket, the request log, scripted faults and waiting live in :mod:`._server`
-(:class:`~._server.LoopbackServer`); this module routes each request (auth, ``Content-
-Encoding``, rules, apply) and exposes what the fake applied.
+(:class:`~._server.LoopbackServer`), what the fake applied is read through
+:mod:`._fake_records`; this module routes each request (auth, ``Content-Encoding``, rules,
+apply).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aiohttp import web
 
 from . import _fake_app as app_rules
 from . import _rules as rules
-from ._fake_app import AppliedSend, AppliedTrigger
-from ._fake_pipelines import FakePipelinesAPI, PipelinesDrop, PipelinesMessage
+from ._fake_pipelines import FakePipelinesAPI
+from ._fake_records import FakeRecords
 from ._fake_track import REGION_URLS, AppliedOperation, FakeTrackAPI, Region
 from ._fake_track_extra import (
-    AppliedFormSubmission,
-    AppliedMetric,
-    AppliedPushEvent,
-    AppliedUnsubscribe,
     FakeTrackExtra,
 )
 from ._http import (
@@ -49,21 +46,29 @@ from ._http import (
     json_reply,
 )
 from ._rules import RuleViolation
-from ._server import LoopbackServer, _Exchange
+from ._server import _Exchange
 
 __all__ = ["FakeCustomerIO", "Region", "V1ErrorEnvelope"]
 
 V1ErrorEnvelope = Literal["meta.error", "meta.errors"]
+"""The shape of the fake's v1 error bodies (the contract documents both).
+
+Example::
+
+    FakeCustomerIO(v1_error_envelope="meta.errors")   # {"meta": {"errors": ["..."]}}
+"""
 
 
-class FakeCustomerIO(LoopbackServer):
+class FakeCustomerIO(FakeRecords):
     """A local, contract-faithful fake of Customer.io's Track, App and Pipelines APIs.
 
     Use it as an async context manager and point every client at :attr:`url` (the Track
     client appends ``/api/v1`` and ``/api/v2``, the App client ``/v1/send``..., the
     Pipelines client ``/v1/identify``...), then assert on :attr:`requests`,
     :attr:`operations`, :meth:`people`, :meth:`event_ids`, :attr:`sends`,
-    :attr:`pipelines_messages`...::
+    :attr:`pipelines_messages`...
+
+    Example::
 
         async with FakeCustomerIO() as fake:
             fake.add_fault(Fault(status=429, headers={"Retry-After": "1"}))
@@ -150,62 +155,7 @@ class FakeCustomerIO(LoopbackServer):
             *self._pipelines.routes(),
         )
 
-    # ----------------------------------------------------------------------- properties
-
-    @property
-    def site_id(self) -> str:
-        """The Track site id the fake accepts."""
-        return self._site_id
-
-    @property
-    def api_key(self) -> str:
-        """The Track API key the fake accepts."""
-        return self._api_key
-
-    @property
-    def app_api_key(self) -> str:
-        """The App API key the fake accepts as ``Authorization: Bearer <key>``."""
-        return self._app_api_key
-
-    @property
-    def sends(self) -> list[AppliedSend]:
-        """Every transactional message accepted (``/v1/send/*``), in order."""
-        return self._app.sends
-
-    @property
-    def triggers(self) -> list[AppliedTrigger]:
-        """Every broadcast trigger accepted, in order, with its per-recipient errors."""
-        return self._app.triggers
-
-    @property
-    def region(self) -> Region:
-        """The region the fake reports from ``GET /api/v1/accounts/region``."""
-        return self._track.region
-
-    @property
-    def pipelines_write_key(self) -> str:
-        """The Pipelines write key the fake accepts (Basic ``<key>:``, empty password)."""
-        return self._pipelines.write_key
-
-    @property
-    def form_submissions(self) -> list[AppliedFormSubmission]:
-        """Every form submission accepted (``/api/v1/forms/{form_id}/submit``), in order."""
-        return self._extra.form_submissions
-
-    @property
-    def unsubscribes(self) -> list[AppliedUnsubscribe]:
-        """Every custom unsubscribe accepted (``/unsubscribe/{delivery_id}``), in order."""
-        return self._extra.unsubscribes
-
-    @property
-    def delivery_metrics(self) -> list[AppliedMetric]:
-        """Every delivery metric accepted (``/api/v1/metrics``), in order."""
-        return self._extra.delivery_metrics
-
-    @property
-    def push_events(self) -> list[AppliedPushEvent]:
-        """Every push metric accepted (``/api/v1/push/events``), in order."""
-        return self._extra.push_events
+    # ----------------------------------------------------------------------- inspection
 
     @property
     def authorization_leaks(self) -> list[RecordedRequest]:
@@ -220,112 +170,6 @@ class FakeCustomerIO(LoopbackServer):
             if "authorization" in req.headers
             and self._route_auth(req.method, req.segments) == "none"
         ]
-
-    @property
-    def pipelines_messages(self) -> list[PipelinesMessage]:
-        """Every Pipelines message accepted, in arrival order (each ``/v1/batch`` item on its
-        own), without ``messageId`` repeats (see :attr:`duplicate_message_ids`)."""
-        return self._pipelines.messages
-
-    @property
-    def pipelines_drops(self) -> list[PipelinesDrop]:
-        """Pipelines messages (or whole requests) answered 200 but dropped, as real
-        Pipelines does without ``X-Strict-Mode: 1``, each with its violation: assert this is
-        empty to prove nothing was silently lost."""
-        return self._pipelines.drops
-
-    @property
-    def duplicate_message_ids(self) -> list[str]:
-        """Pipelines ``messageId`` s received again after they were accepted (answered 200,
-        not recorded again)."""
-        return self._pipelines.duplicate_message_ids
-
-    # ----------------------------------------------------------------------- inspection
-
-    def event_ids(self) -> list[str]:
-        """Return the de-duplication ids of applied events, in the order applied."""
-        return list(self._track.event_ids)
-
-    def people(self) -> dict[str, dict[str, Any]]:
-        """Return each known person's merged attributes.
-
-        Keys are ``"id:<v>"``, ``"email:<v>"``, ``"cio_id:<v>"`` or ``"phone:<v>"``, from
-        the v1 path or the v2 identifiers. Identify merges attributes (v1: the whole body,
-        v2: ``attributes``); delete and suppress remove the person; merge folds the
-        secondary into an existing primary (the primary's values win).
-        """
-        return {key: dict(attributes) for key, attributes in self._track.people.items()}
-
-    def pipelines_profiles(self) -> dict[str, dict[str, Any]]:
-        """Return the traits of each ``userId``, merged over its Pipelines ``identify``
-        messages in arrival order (later values win). Anonymous identifies, groups and
-        aliases do not change profiles."""
-        return {user: dict(traits) for user, traits in self._pipelines.profiles.items()}
-
-    def clear(self) -> None:
-        """Forget requests, everything applied or recorded (Track, App, Pipelines) and queued
-        faults.
-
-        A request in flight when this is called is still answered, but neither its
-        record nor its operations land in the fresh history.
-        """
-        self._clear_history()
-        self._track.clear()
-        self._extra.clear()
-        self._pipelines.clear()
-        self._app.clear()
-
-    async def emit_webhook(
-        self,
-        url: str,
-        event: Mapping[str, Any] | bytes,
-        signing_key: str,
-        *,
-        timestamp: int | None = None,
-    ) -> int:
-        """POST a signed reporting-webhook event to your receiver, like Customer.io does.
-
-        The body is the compact JSON of ``event`` (or ``event`` itself when it is bytes),
-        with ``X-CIO-Timestamp`` and ``X-CIO-Signature`` (hex HMAC-SHA256 of
-        ``v0:{timestamp}:{body}`` keyed with ``signing_key``) and Customer.io's 4 s timeout.
-
-        Args:
-            url: The receiver's URL.
-            event: A reporting-webhook event, e.g. ``{"event_id": ..., "object_type":
-                "email", "metric": "sent", "timestamp": ..., "data": {...}}``.
-            signing_key: The webhook's signing key.
-            timestamp: ``X-CIO-Timestamp``; defaults to now (pass an old one to test
-                replay protection).
-
-        Returns:
-            The receiver's HTTP status.
-        """
-        return await app_rules.emit_webhook(url, event, signing_key, timestamp=timestamp)
-
-    async def wait_for_operations(self, n: int, timeout: float = 5.0) -> None:
-        """Wait until at least ``n`` operations have been applied.
-
-        Raises:
-            TimeoutError: Fewer than ``n`` after ``timeout`` seconds.
-        """
-        await self._wait_until(
-            lambda: len(self.operations) >= n,
-            timeout,
-            lambda: f"{n} operations (have {len(self.operations)})",
-        )
-
-    async def wait_for_pipelines_messages(self, n: int, timeout: float = 5.0) -> None:
-        """Wait until at least ``n`` Pipelines messages have been accepted.
-
-        Raises:
-            TimeoutError: Fewer than ``n`` after ``timeout`` seconds.
-        """
-        messages = self._pipelines.messages
-        await self._wait_until(
-            lambda: len(messages) >= n,
-            timeout,
-            lambda: f"{n} Pipelines messages (have {len(messages)})",
-        )
 
     def _error_reply(self, envelope: Envelope, violation: RuleViolation) -> Reply:
         payload: dict[str, Any]

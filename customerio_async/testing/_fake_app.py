@@ -68,6 +68,11 @@ PersonExists = Callable[[str, str], bool]
 class AppliedSend:
     """One transactional message the fake accepted.
 
+    Example::
+
+        result = await api.send_email(request)
+        assert fake.sends[0].delivery_id == result.delivery_id
+
     Attributes:
         channel: ``email``, ``push``, ``sms``, ``whatsapp``, ``inbox_message`` or ``in_app``.
         delivery_id: The id the fake answered with.
@@ -90,6 +95,11 @@ class AppliedSend:
 @dataclass(frozen=True)
 class AppliedTrigger:
     """One broadcast trigger the fake accepted.
+
+    Example::
+
+        trigger = await api.trigger_broadcast(9, ids=["42"])
+        assert fake.triggers[0].trigger_id == trigger.id
 
     Attributes:
         broadcast_id: The broadcast (the path's "campaign" id).

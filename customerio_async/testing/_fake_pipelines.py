@@ -44,6 +44,11 @@ _PREFIX: Final = "v1"
 class PipelinesMessage:
     """One Pipelines message the fake accepted (a single call, or one batch item).
 
+    Example::
+
+        await fake.wait_for_pipelines_messages(1)
+        assert fake.pipelines_messages[0].type == "identify"
+
     Attributes:
         type: ``identify``, ``track``, ``page``, ``screen``, ``group`` or ``alias``.
         user_id: ``userId``, when sent.
@@ -86,6 +91,10 @@ class PipelinesMessage:
 class PipelinesDrop:
     """A message (or a whole request) real Pipelines would silently drop: answered 200
     without ``X-Strict-Mode: 1``, but never applied.
+
+    Example::
+
+        assert fake.pipelines_drops == [], [d.reason for d in fake.pipelines_drops]
 
     Attributes:
         path: The route, e.g. ``"/v1/track"``.

@@ -22,6 +22,13 @@ from ._http import OK, Call, Handler, Reply, Route, json_reply
 from ._rules import RuleViolation
 
 Region = Literal["us", "eu"]
+"""What the fake's ``GET /api/v1/accounts/region`` reports.
+
+Example::
+
+    async with FakeCustomerIO(region="eu") as fake:
+        ...
+"""
 
 REGION_URLS: Final[Mapping[str, str]] = {
     "us": "https://track.customer.io",
@@ -32,6 +39,13 @@ REGION_URLS: Final[Mapping[str, str]] = {
 @dataclass(frozen=True)
 class AppliedOperation:
     """One operation the fake accepted and applied, from v1 or v2.
+
+    Example::
+
+        await cio.identify("42", plan="pro")
+        await cio.flush()
+        op = fake.operations[0]
+        assert (op.action, op.identifiers) == ("identify", {"id": "42"})
 
     Attributes:
         source: ``"v1"`` or ``"v2"``.

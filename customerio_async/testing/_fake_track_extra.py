@@ -34,6 +34,11 @@ NO_CONTENT: Final = Reply(204)  # forms: "Successful requests do not return anyt
 class AppliedFormSubmission:
     """One form submission the fake accepted (``POST /api/v1/forms/{form_id}/submit``).
 
+    Example::
+
+        await cio.submit_form("newsletter", {"email": "ada@example.com"}, wait=True)
+        assert fake.form_submissions[0].form_id == "newsletter"
+
     Attributes:
         form_id: The ``{form_id}`` path segment, percent-decoded.
         identifiers: The respondent: ``{"email": ...}`` or ``{"id": ...}``.
@@ -50,6 +55,11 @@ class AppliedFormSubmission:
 @dataclass(frozen=True)
 class AppliedUnsubscribe:
     """One custom unsubscribe the fake accepted (``POST /unsubscribe/{delivery_id}``).
+
+    Example::
+
+        await cio.unsubscribe(delivery_id, wait=True)
+        assert fake.unsubscribes[0].authorization_sent is False
 
     Attributes:
         delivery_id: The ``{delivery_id}`` path segment, percent-decoded.
@@ -68,6 +78,11 @@ class AppliedUnsubscribe:
 @dataclass(frozen=True)
 class AppliedMetric:
     """One delivery metric the fake accepted (``POST /api/v1/metrics``).
+
+    Example::
+
+        await cio.report_metric(delivery_id, "clicked", wait=True)
+        assert fake.delivery_metrics[0].metric == "clicked"
 
     Attributes:
         delivery_id: The message's ``CIO-Delivery-ID``.
@@ -100,6 +115,11 @@ class AppliedMetric:
 class AppliedPushEvent:
     """One push metric the fake accepted (``POST /api/v1/push/events``, deprecated by TS in
     favour of ``/api/v1/metrics``).
+
+    Example::
+
+        await cio.report_push_metric(delivery_id, device_token, "opened", wait=True)
+        assert fake.push_events[0].event == "opened"
 
     Attributes:
         delivery_id: The notification's ``CIO-Delivery-ID``.

@@ -12,12 +12,24 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
 FaultAction = Literal["respond", "reset_before_body", "reset_after_body", "reject_indexes", "drip"]
+"""What a :class:`Fault` does (see ``Fault.action``).
+
+Example::
+
+    fake.add_fault(Fault(action="drip", delay=0.5))   # a body one byte every 0.5 s
+"""
 _ACTIONS: Final = frozenset(get_args(FaultAction))
 
 
 @dataclass(frozen=True)
 class Fault:
     """A scripted misbehaviour for the next matching request(s).
+
+    Example::
+
+        fake.add_fault(Fault(status=429, headers={"Retry-After": "1"}, match="/api/v2/batch"))
+        fake.add_fault(Fault(action="reset_after_body"))   # applied, but the answer is lost
+        fake.add_fault(Fault(action="reject_indexes", indexes=(0, 2)))
 
     Attributes:
         status: Status for ``action="respond"``. With the default 200 and no ``body`` the
@@ -64,6 +76,10 @@ class Fault:
 
     def applies_to(self, path: str, *, is_batch: bool) -> bool:
         """Return True when a request for raw ``path`` would consume this fault.
+
+        Example::
+
+            assert Fault(match="/api/v2/batch").applies_to("/api/v2/batch", is_batch=True)
 
         Args:
             path: The raw request path.

@@ -37,6 +37,11 @@ _IDENTITY: Final = frozenset({"", "identity"})
 class RecordedRequest:
     """One HTTP request as the fake received it.
 
+    Example::
+
+        request = fake.requests[-1]
+        assert (request.method, request.path) == ("POST", "/api/v2/batch")
+
     Attributes:
         method: HTTP method.
         path: Raw path as received, still percent-encoded (``"/api/v1/customers/a%2Fb"``).
@@ -65,6 +70,10 @@ class RecordedRequest:
 
     def json(self) -> Any:
         """Decode the body as JSON, gunzipping it first when it was sent gzip-encoded.
+
+        Example::
+
+            batch = fake.requests[-1].json()["batch"]
 
         Returns:
             The decoded value, or None when the body is empty.

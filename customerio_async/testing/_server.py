@@ -104,6 +104,11 @@ class LoopbackServer:
     async def start(self) -> None:
         """Bind and start serving. A second call while running does nothing.
 
+        Example::
+
+            fake = FakeCustomerIO()
+            await fake.start()          # or `async with FakeCustomerIO() as fake:`
+
         Raises:
             RuntimeError: The fake was already closed (create a new one instead).
             OSError: The address could not be bound.
@@ -132,7 +137,12 @@ class LoopbackServer:
         self._bound_port = int(runner.addresses[0][1])
 
     async def close(self) -> None:
-        """Stop serving. Requests still stalled or dripping are cut. Safe to call twice."""
+        """Stop serving. Requests still stalled or dripping are cut. Safe to call twice.
+
+        Example::
+
+            await fake.close()
+        """
         if self._closed:
             return
         self._closed = True
@@ -177,11 +187,21 @@ class LoopbackServer:
     # ----------------------------------------------------------------------- faults and history
 
     def add_fault(self, fault: Fault) -> None:
-        """Queue a scripted fault; matching requests consume queued faults in FIFO order."""
+        """Queue a scripted fault; matching requests consume queued faults in FIFO order.
+
+        Example::
+
+            fake.add_fault(Fault(status=503, times=2))   # the next two requests get a 503
+        """
         self._faults.add(fault)
 
     def pending_faults(self) -> list[Fault]:
-        """Return the queued faults not yet used up, in queue order."""
+        """Return the queued faults not yet used up, in queue order.
+
+        Example::
+
+            assert fake.pending_faults() == []           # every scripted fault was used
+        """
         return self._faults.pending()
 
     def _clear_history(self) -> None:
@@ -199,6 +219,11 @@ class LoopbackServer:
 
         Afterwards ``requests[:n]`` hold their final ``body`` and ``status``.
 
+        Example::
+
+            await fake.wait_for_requests(2)
+            assert fake.requests[1].status == 200
+
         Raises:
             TimeoutError: Not done after ``timeout`` seconds.
         """
@@ -212,6 +237,12 @@ class LoopbackServer:
         """Wait until at least ``n`` requests have arrived (headers read, maybe no more).
 
         Useful to act while a request is provably stalled inside the fake.
+
+        Example::
+
+            fake.add_fault(Fault(delay=5))               # stall the next request
+            task = asyncio.create_task(cio.get_region())
+            await fake.wait_for_arrivals(1)              # it is on the server now
 
         Raises:
             TimeoutError: Fewer than ``n`` after ``timeout`` seconds.
