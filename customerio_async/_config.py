@@ -269,8 +269,8 @@ class PoolLimits:
         dns_cache_ttl: Seconds a DNS answer is reused.
     """
 
-    max_connections: int = 16
-    max_connections_per_host: int = 16
+    max_connections: int = 32
+    max_connections_per_host: int = 32
     keepalive_timeout: float = 30.0
     dns_cache_ttl: int = 300
 
@@ -326,7 +326,7 @@ class BatchConfig:
     max_batch_ops: int = 5000
     max_batch_bytes: int = 450_000
     linger: float = 0.5
-    max_concurrent_requests: int = 8
+    max_concurrent_requests: int = 16
     max_buffer_bytes: int = 32 * 1024 * 1024
     max_buffer_ops: int = 50_000
     overflow: OverflowPolicy = "block"

@@ -25,6 +25,7 @@ PACKAGES = (
     "customerio_async.fleet",
 )
 
+
 def _key(obj: Any, public_path: str) -> str:
     if inspect.isclass(obj):
         return public_path

@@ -374,6 +374,33 @@ class PipelinesClient(SingleUseClient, PipelinesAPI):
             await confirm(receipt)
         return receipt
 
+    # The sync facade's admission path (customerio_async.sync.PipelinesClient).
+
+    @property
+    def batching(self) -> bool:
+        """Always ``True``: every Pipelines message goes through the send pipeline.
+
+        The sync facade reads it to choose its hand-off path, as it does on the Track client.
+
+        Example::
+
+            assert PipelinesClient(key).batching is True
+        """
+        return True
+
+    def _admit_now(self, call: PipelinesCall) -> Receipt | None:
+        if self._state is not State.OPEN or self._forks != fork_count():
+            self._check_open()
+        return self._pipeline.try_admit(call)
+
+    def _admit_late(self, call: PipelinesCall) -> Receipt | None:
+        # Its caller already waited enqueue_timeout: admitted if it fits now, else dropped.
+        receipt = self._admit_now(call)
+        return receipt if receipt is not None else self._pipeline.drop_newest(call)
+
+    async def _call(self, call: PipelinesCall, wait: bool) -> Receipt:
+        return await self._submit(call, wait)
+
 
 def _pool_for(pool: PoolLimits, batch: BatchConfig) -> PoolLimits:
     if pool.max_connections_per_host >= batch.max_concurrent_requests:

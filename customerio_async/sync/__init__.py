@@ -1,6 +1,7 @@
 """customerio-async for synchronous code: Django, Flask, Celery, scripts.
 
-:class:`CustomerIO` has the async client's constructor and method names as plain functions.
+:class:`CustomerIO` (Track) and :class:`PipelinesClient` (Data Pipelines) have the async
+clients' constructors and method names as plain functions.
 A call validates and serialises its operation in your thread (bad input raises there),
 hands it to a background event loop in a daemon thread and returns a :class:`SyncReceipt`
 at once; ``wait=True`` blocks your thread until the outcome. Same pipeline, same batching,
@@ -16,10 +17,11 @@ The loop starts on first use, ``close()`` (or ``with``, or interpreter exit) dra
 a forked child (gunicorn, Celery prefork) gets its own loop on first use.
 """
 
+from ._pipelines import PipelinesClient as PipelinesClient
 from ._receipt import SyncReceipt as SyncReceipt
 from ._track import CustomerIO as CustomerIO
 
-__all__ = ["CustomerIO", "SyncReceipt"]
+__all__ = ["CustomerIO", "PipelinesClient", "SyncReceipt"]
 
 for _name in __all__:
     globals()[_name].__module__ = __name__

@@ -81,9 +81,11 @@ class SyncReceipt:
 
     @property
     def event_id(self) -> str | None:
-        """The event's ULID ``id`` (the one Customer.io de-duplicates on), for events."""
-        event_id: str | None = getattr(self.operation, "event_id", None)
-        return event_id
+        """The id Customer.io de-duplicates on: a Track event's ULID ``id``, or a Pipelines
+        message's ``messageId``; ``None`` for other operations."""
+        operation = self.operation
+        event_id: str | None = getattr(operation, "event_id", None)
+        return event_id if event_id is not None else getattr(operation, "message_id", None)
 
     @property
     def admitted(self) -> bool:

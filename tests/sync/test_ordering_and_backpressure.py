@@ -141,7 +141,7 @@ def test_a_blocked_caller_proceeds_as_soon_as_the_loop_has_room(server: Threaded
 
 
 def test_overflow_raise_reports_buffer_full_on_the_receipt(server: ThreadedFake) -> None:
-    cio = stalled_client(server, 1.0, overflow="raise")
+    cio = stalled_client(server, 3.0, overflow="raise")
     second = cio.track("42", "refused")
     with pytest.raises(BufferFullError):
         second._confirm(5)
