@@ -22,7 +22,7 @@ NAME``). Registered:
 
 Examples::
 
-    python benchmarks/run.py                       # everything (~5–6 min on 2 cores)
+    python benchmarks/run.py                       # everything (~10 min on 2 cores; peers ~6)
     python benchmarks/run.py --bench peers         # the peer comparison only
     python benchmarks/run.py --quick --reps 1      # smoke run
     python benchmarks/run.py --profile-only        # cProfile the default-config client

@@ -305,8 +305,10 @@ class BatchConfig:
             are what matter, this bounds the damage of one bad response).
         max_batch_bytes: Body size cap, envelope included; must stay below 500,000.
         linger: Seconds a batch may wait for more operations after its first one.
-        max_concurrent_requests: Requests in flight at once (per-person order does not depend
-            on it: an operation waits only for its own person's undecided batch).
+        max_concurrent_requests: Requests in flight at once; fire-and-forget batches hold
+            half of them at most, so a batch someone waits for always finds a slot
+            (per-person order does not depend on it: an operation waits only for its own
+            person's undecided batch).
         max_buffer_bytes: Memory budget for admitted-but-unfinished operations (buffered,
             in flight and retrying all count).
         max_buffer_ops: Operation-count budget, counted the same way.
@@ -328,7 +330,7 @@ class BatchConfig:
     linger: float = 0.5
     max_concurrent_requests: int = 16
     max_buffer_bytes: int = 32 * 1024 * 1024
-    max_buffer_ops: int = 50_000
+    max_buffer_ops: int = 40_000
     overflow: OverflowPolicy = "block"
     enqueue_timeout: float = 1.0
     overflow_fallback: Literal["drop_newest", "raise"] = "drop_newest"

@@ -206,7 +206,8 @@ class BatchKeeper:
             return
         batch.urgent = True
         assert self._dispatch is not None
-        if batch.state is OPEN:
+        if batch.state is OPEN or batch.state is READY:
+            # READY: queued already, maybe behind the bulk share, which no longer holds it.
             self._dispatch.want(batch)
         for before in batch.waits_for or ():
             self._hurry(before.root())
@@ -219,5 +220,5 @@ class BatchKeeper:
         for batch in self._live:
             batch.urgent = True
             batch.accepting = False
-            if batch.state is OPEN:
+            if batch.state is OPEN or batch.state is READY:
                 self._dispatch.want(batch)

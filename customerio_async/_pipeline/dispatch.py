@@ -4,6 +4,12 @@ what each answer means for its operations.
 A batch that should go (full, linger over, someone waits, flush, released by its
 predecessors) joins the queue; whenever a request slot is free the queue's head is sealed
 (an open batch keeps taking operations until that moment) and sent by a task of its own.
+
+Bulk batches (nobody waits for them, no flush or close hurries them) may hold at most half
+the slots (at least one); the rest stay free for urgent ones. A confirmed call then never
+queues behind a pipeline full of fire-and-forget traffic, and bulk traffic fills fewer,
+fuller requests (more slots for it only meant more half-empty batches at once: less
+throughput and more of the rate budget spent).
 One task per request, not per operation or per lane: a task that dies takes only its own
 batch down (``dropped(internal_error)``), and the rest keeps running.
 """
@@ -27,9 +33,19 @@ if TYPE_CHECKING:
     from .ledger import Ledger
     from .protocol import BatchFormat
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "bulk_share"]
 
 Finish = Callable[[Batch, Outcome, "dict[int, Outcome] | None"], None]
+
+
+def bulk_share(max_in_flight: int) -> int:
+    """Request slots bulk batches may hold: half of ``max_in_flight``, at least one.
+
+    Example::
+
+        assert bulk_share(16) == 8 and bulk_share(1) == 1
+    """
+    return max(1, max_in_flight // 2)
 
 
 class Dispatcher:
@@ -71,6 +87,8 @@ class Dispatcher:
         self._seal = seal
         self._loop = loop
         self._max = max_in_flight
+        self._max_bulk = bulk_share(max_in_flight)
+        self._bulk: set[asyncio.Task[None]] = set()  # send tasks of bulk batches
         self._region = region
         self._timeout = delivery_timeout
         self.queue: collections.deque[Batch] = collections.deque()
@@ -106,18 +124,28 @@ class Dispatcher:
     def _pump(self) -> None:
         self._scheduled = False
         queue = self.queue
+        waiting: list[Batch] = []  # bulk batches past the bulk share, kept in their order
         while queue and len(self.tasks) < self._max and not self.stopped:
             batch = queue.popleft()
             if batch.state != OPEN and batch.state != READY:
                 batch.queued = False
                 continue  # decided meanwhile (dropped at close)
+            bulk = not batch.urgent
+            if bulk and len(self._bulk) >= self._max_bulk:
+                waiting.append(batch)
+                continue
             # Still `queued`: it is never queued twice while its task waits for the gate.
             task = self._loop.create_task(self._send(batch), name="customerio-send")
             self.tasks[task] = batch
+            if bulk:
+                self._bulk.add(task)
             task.add_done_callback(self._sent)
+        if waiting:
+            queue.extendleft(reversed(waiting))
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         batch = self.tasks.pop(task)
+        self._bulk.discard(task)
         if batch.state != DONE:
             if task.cancelled():
                 outcome = Outcome("dropped", self.reason_on_cancel, "the send was cancelled")

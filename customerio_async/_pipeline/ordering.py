@@ -34,8 +34,9 @@ class Ordering:
         max_ops, max_bytes: Batch limits.
         ordered: ``False`` (``BatchConfig(ordering="none")``): keys are ignored, every
             operation joins the open batch (singles go on their own at once).
-        groups: Key groups for operations waiting behind a batch (the request slots: each
-            group can leave as its own request when the batch ahead is decided).
+        groups: Key groups for operations waiting behind a batch (the bulk share of the
+            request slots: each group can leave as its own request when the batch ahead is
+            decided).
     """
 
     __slots__ = (

@@ -36,7 +36,7 @@ from .._http.retry import RetryCounters
 from .batch import DONE, HELD, OPEN, READY, Batch
 from .batches import BatchKeeper
 from .buffer import Buffer
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, bulk_share
 from .ledger import Ledger
 from .ordering import Ordering
 from .protocol import Admissible, BatchFormat
@@ -99,9 +99,11 @@ class Pipeline(BatchKeeper):
             max_ops=self._max_ops,
             max_bytes=self._max_bytes,
             ordered=batch.ordering != "none",
-            groups=batch.max_concurrent_requests,
+            groups=bulk_share(batch.max_concurrent_requests),
         )
-        self._groups = batch.max_concurrent_requests
+        # Held successors are grouped by key hash into as many batches as bulk traffic has
+        # request slots: more groups would only make more, emptier batches at once.
+        self._groups = bulk_share(batch.max_concurrent_requests)
         self._ordered = self._ordering.ordered
         self._owner = self._ordering.owner
         self._open: Batch | None = None

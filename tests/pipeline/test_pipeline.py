@@ -229,13 +229,35 @@ async def test_in_flight_requests_are_bounded(fake: FakeCustomerIO) -> None:
     ) as cio:
         for i in range(12):
             await cio.identify(f"person-{i}", a=i)
+        flushing = asyncio.create_task(cio.flush(timeout=10))  # every batch urgent now
         await fake.wait_for_arrivals(3, timeout=5)
         # Observe that a fourth request does NOT start while three are stalled.
         with pytest.raises(TimeoutError):
             await fake.wait_for_arrivals(4, timeout=0.15)
         assert cio.statistics().in_flight_requests == 3
-        await cio.flush(timeout=10)
+        assert (await flushing).pending == 0
     assert cio.statistics().delivered == 12
+
+
+async def test_bulk_batches_leave_half_the_slots_to_callers_who_wait(
+    fake: FakeCustomerIO,
+) -> None:
+    fake.add_fault(Fault(delay=0.5, times=100, match="/api/v2/batch"))
+    cfg = BatchConfig(linger=0, max_batch_ops=1, max_concurrent_requests=4)
+    async with client(fake, batch=cfg) as cio:
+        for i in range(12):
+            await cio.identify(f"person-{i}", a=i)  # fire-and-forget: bulk
+        await fake.wait_for_arrivals(2, timeout=5)
+        with pytest.raises(TimeoutError):  # bulk holds 2 of the 4 slots, no more
+            await fake.wait_for_arrivals(3, timeout=0.15)
+        assert cio.statistics().in_flight_requests == 2
+        # A confirmed call leaves at once, beside the stalled bulk requests.
+        confirmed = asyncio.create_task(cio.track("someone-else", "paid", wait=True))
+        await fake.wait_for_arrivals(3, timeout=0.4)
+        assert cio.statistics().in_flight_requests == 3
+        assert (await confirmed).outcome == Outcome("delivered")
+        assert (await cio.flush(timeout=10)).pending == 0
+    assert cio.statistics().delivered == 13
 
 
 async def test_per_identifier_order_survives_retries(fake: FakeCustomerIO) -> None:

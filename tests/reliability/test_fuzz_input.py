@@ -17,12 +17,12 @@ Only our own rules judge here (the fake's, ``customerio_async.testing._rules``),
 in a fresh clone with no vendor document beside it. ``tests/test_openapi_contract.py`` runs
 the same fuzzed calls against the vendor's OpenAPI document as well, where it is present.
 
-Known gap, kept out of the generated names on purpose: reserved attributes with a typed
-meaning (``id`` must be a string, ``created_at``/``_timestamp`` Unix seconds,
-``cio_relationships``/``cio_subscription_preferences`` a structure) are not type-checked at
-the call site; the API rejects a wrong type and the SDK reports that operation as rejected.
-Likewise a device ``platform`` other than ``ios``/``android`` (the spec's enum) and device
-attribute values other than string/number/boolean are passed through, not refused.
+Known gap, kept out of the generated names on purpose: ``cio_relationships`` and
+``cio_subscription_preferences`` (a structure) and device attribute values other than
+string/number/boolean are not type-checked at the call site; the API rejects a wrong type and
+the SDK reports that operation as rejected. ``created_at``/``_timestamp`` are checked at the
+call site as Unix seconds (the unit tests cover them; they stay out of the generated names) and
+a device ``platform`` as ``ios``/``android`` (generated bad platforms are refused there).
 """
 
 from __future__ import annotations

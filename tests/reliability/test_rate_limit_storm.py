@@ -1,6 +1,6 @@
 """Scenario 2: 429 storms, with and without ``Retry-After`` (seconds, HTTP-date, garbage).
 
-Claims proven: after a 429 that names a pause, no request of any lane starts before the
+Claims proven: after a 429 that names a pause, no request starts before the
 pause ends; clients told the same pause do not come back in lock-step; an endless 429
 storm is held to a request count the client-side rate limiter and the retry budget
 dictate; and nothing is lost once the storm ends.
@@ -76,7 +76,7 @@ def http_date(seconds_from_now: float) -> str:
     ["1", "date+2", "date-past", "garbage", None],
     ids=["seconds", "http-date", "http-date-in-the-past", "garbage", "absent"],
 )
-async def test_no_request_of_any_lane_starts_before_the_pause_ends(
+async def test_no_request_starts_before_the_pause_ends(
     fake: FakeCustomerIO, retry_after: str | None
 ) -> None:
     headers: dict[str, str] = {}
@@ -86,18 +86,18 @@ async def test_no_request_of_any_lane_starts_before_the_pause_ends(
         headers["Retry-After"] = http_date(-3600)
     elif retry_after is not None:
         headers["Retry-After"] = retry_after
-    lanes = 4
-    # The first wave (one request per lane) is answered 429.
-    fake.add_fault(Fault(status=429, headers=headers, times=lanes, match="/api/v2/batch"))
+    slots = 4
+    # The first wave (one request per slot) is answered 429.
+    fake.add_fault(Fault(status=429, headers=headers, times=slots, match="/api/v2/batch"))
     timeline = Timeline()
-    cfg = BatchConfig(linger=0, max_batch_ops=1, max_concurrent_requests=lanes)
+    cfg = BatchConfig(linger=0, max_batch_ops=1, max_concurrent_requests=slots)
     async with make_client(fake.url, batch=cfg, http_middleware=[timeline]) as cio:
         receipts = [await cio.identify(f"person-{i}", v=i) for i in range(12)]
         result = await cio.flush(timeout=10)
         stats = cio.statistics()
     assert result.pending == 0
     assert all(r.outcome is not None and r.outcome.delivered for r in receipts)
-    assert stats.retries_by_cause["http_429"] == lanes
+    assert stats.retries_by_cause["http_429"] == slots
     assert len(fake.operations) == 12
     paused_until = 0.0
     for a in timeline.attempts:
@@ -169,7 +169,7 @@ STORM = 1.0  # seconds of endless 429s
 
 
 async def _storm(fake: FakeCustomerIO, **kwargs: object) -> tuple[int, float]:
-    """Endless 429s (no Retry-After) for STORM seconds against 4 lanes; then the storm
+    """Endless 429s (no Retry-After) for STORM seconds with 4 requests in flight; then the storm
     ends and everything must still be delivered. Returns the requests the storm cost and
     the window they were counted in (seconds)."""
     fake.add_fault(Fault(status=429, times=1_000_000, match="/api/v2/batch"))
@@ -203,13 +203,13 @@ async def test_the_rate_limiter_holds_a_storm_to_its_rate(fake: FakeCustomerIO) 
 
 
 async def test_the_retry_budget_slows_a_storm_to_probes(fake: FakeCustomerIO) -> None:
-    budget, cap, lanes = 10.0, 0.4, 4
+    budget, cap, slots = 10.0, 0.4, 4
     retry = RetryPolicy(
         backoff_base=0.001, backoff_cap=cap, budget=budget, delivery_timeout=30, max_attempts=10**5
     )
     during, window = await _storm(fake, retry=retry, rate_limit=None)
-    # Once half the budget is spent, each lane probes at most every cap/2 seconds.
-    bound = budget / 2 + 1 + lanes * (window / (cap / 2) + 1)
+    # Once half the budget is spent, each request slot probes at most every cap/2 seconds.
+    bound = budget / 2 + 1 + slots * (window / (cap / 2) + 1)
     assert during <= bound
     record_figures("429 storm[retry budget 10]", requests=during, window_s=window, bound=bound)
 
