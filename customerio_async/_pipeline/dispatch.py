@@ -10,6 +10,7 @@ the slots (at least one); the rest stay free for urgent ones. A confirmed call t
 queues behind a pipeline full of fire-and-forget traffic, and bulk traffic fills fewer,
 fuller requests (more slots for it only meant more half-empty batches at once: less
 throughput and more of the rate budget spent).
+
 One task per request, not per operation or per lane: a task that dies takes only its own
 batch down (``dropped(internal_error)``), and the rest keeps running.
 """
