@@ -141,15 +141,23 @@ def test_a_blocked_caller_proceeds_as_soon_as_the_loop_has_room(server: Threaded
 
 
 def test_overflow_raise_reports_buffer_full_on_the_receipt(server: ThreadedFake) -> None:
-    cio = stalled_client(server, 3.0, overflow="raise")
+    hold = threading.Event()
+    cio = stalled_client(server, 3.0, hold, overflow="raise")
+    handoff = cio._handoff
+    assert handoff is not None
     second = cio.track("42", "refused")
     with pytest.raises(BufferFullError):
         second._confirm(5)
     outcome = second.wait(5)
     assert (outcome.status, outcome.reason) == ("dropped", "buffer_full")
-    cio.track("42", "queued")  # the queue holds max_buffer_ops (1) at most
+    # The loop thread's admission of "held" waits in a middleware, so nothing drains the
+    # queue meanwhile: it holds max_buffer_ops (1) at most, and the next call is refused.
+    cio.track("42", "held")
+    wait_until(lambda: handoff._stalled)
+    cio.track("42", "queued")
     with pytest.raises(BufferFullError):
         cio.track("42", "refused-at-the-call")
+    hold.set()
     cio.close(timeout=10)
 
 
